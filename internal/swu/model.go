@@ -1,7 +1,3 @@
-// Package swu is the oic.r.softwareupdate resource: its properties, their
-// wire names, the validation of an UPDATE and the representation served on
-// GET. It holds no state of its own: a Controller (the agent) owns the state
-// and applies validated updates through the state machine.
 package swu
 
 import "time"
@@ -77,7 +73,7 @@ type Properties struct {
 type Update struct {
 	PURL       *string
 	Action     *Action
-	UpdateTime *time.Time // set for an RFC 3339 time or "now" (Now true)
+	UpdateTime *time.Time // set for an RFC 3339 time or "now" (Now true); always UTC
 	Now        bool       // updatetime was "now"
 	CancelTime bool       // updatetime was "none"
 }
