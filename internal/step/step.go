@@ -20,6 +20,7 @@ type CheckRequest struct {
 	PURL             string // resolved package URL (base URL of the TUF repository)
 	Model            string // dmno
 	InstalledVersion string // sv
+	InstalledCounter int64  // counter of the installed package (0: none installed by us)
 }
 
 // Target names a package found by a check.
@@ -27,6 +28,7 @@ type Target struct {
 	Version string // version string shown as nv
 	Name    string // target path / name in the repository
 	Length  int64  // bytes, from signed metadata
+	Counter int64  // the repository's monotonically increasing counter for the model
 }
 
 // Checker looks for a newer package for this device (isac).
@@ -39,11 +41,18 @@ type Checker interface {
 // ProgressFunc reports bytes done of total during a download or install.
 type ProgressFunc func(done, total int64)
 
+// Staged is a downloaded and verified package.
+type Staged struct {
+	Target Target
+	Path   string // the verified file; never the name of a partial download
+}
+
 // Fetcher downloads and verifies a package (isvv). It must stream to disk,
 // resume a partial download left by an earlier run, and return the path of a
-// verified package only after verification.
+// verified package only after verification. When want is zero (isvv without
+// a check before it) it fetches the newest target a check would find.
 type Fetcher interface {
-	Fetch(ctx context.Context, req CheckRequest, t Target, progress ProgressFunc) (path string, err error)
+	Fetch(ctx context.Context, req CheckRequest, want Target, progress ProgressFunc) (Staged, error)
 	// Discard removes any staged or partial download.
 	Discard() error
 }
