@@ -22,14 +22,28 @@ type Request struct {
 	Query     []string   // all URI-Query options, raw ("rt=x", "if=y")
 	Body      []byte     // CBOR payload (content format 10000 or 60), may be empty
 	Peer      Peer
-	Observe   bool // GET carries Observe=0 (registration); informational
+	Observe   bool // this GET registers an observer (Observe=0 on an Observable resource); informational
+
+	// Multicast is true when the request arrived on a multicast group (OCF
+	// discovery). The server never sends an error reply to a multicast
+	// request, and sends nothing at all for a Response with NoReply set.
+	Multicast bool
 }
 
 // Response is what a Resource answers. Body, when not nil, is encoded as CBOR
 // by the server (with the content format the request asked for).
+//
+// A zero Code means success: 2.05 Content for GET, 2.04 Changed for POST and
+// PUT, 2.02 Deleted for DELETE. An error Code (4.xx, 5.xx) with a nil Body is
+// sent with a Diagnostic naming the code.
 type Response struct {
 	Code codes.Code
 	Body any
+
+	// NoReply asks the server to send nothing, and is honoured only for
+	// multicast requests (a discovery whose filter matches nothing must stay
+	// silent); a unicast request always gets an answer.
+	NoReply bool
 }
 
 // Resource is one OCF resource served by Server. Serve is called for every
@@ -41,6 +55,12 @@ type Resource interface {
 	Interfaces() []string // if values; the first is the default interface
 	Observable() bool
 	Serve(ctx context.Context, req *Request) Response
+}
+
+// Discoverable is optionally implemented by a Resource to keep itself out of
+// /oic/res (Discoverable() false). A Resource without the method is listed.
+type Discoverable interface {
+	Discoverable() bool
 }
 
 // Diagnostic is the payload sent with every error reply:

@@ -1,0 +1,292 @@
+package ocf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+)
+
+// Observe (RFC 7641). An observer is keyed by its go-coap connection (one per
+// remote address and listener) and token. Notify marks observers dirty; each
+// observer then has at most one worker goroutine, which sends one CON
+// notification at a time and waits for its ACK, so an observer's
+// notifications arrive in order, a slow observer delays nobody else, and a
+// burst of Notify calls collapses into one fresh representation. Workers
+// exist only while there is something to send.
+
+// observerKey identifies a registration: remote address (through the
+// connection) and token.
+type observerKey struct {
+	cc    *udpClient.Conn
+	token string
+}
+
+type observer struct {
+	key    observerKey
+	href   string
+	iface  string
+	query  []string
+	peer   Peer
+	format wireFormat
+	szx    uint8
+
+	// Guarded by observers.mu.
+	active  bool  // its registration reply is on the wire
+	dirty   bool  // a Notify is pending
+	running bool  // a worker is sending
+	removed bool  // deregistered; the worker stops
+	mid     int32 // message ID of the notification awaiting its ACK, or -1
+}
+
+// observers is the registry of all observers of a Server.
+type observers struct {
+	mu    sync.Mutex
+	max   int
+	seq   uint32 // last Observe sequence number handed out
+	byKey map[observerKey]*observer
+}
+
+func newObservers(limit int) *observers {
+	return &observers{max: limit, seq: 1, byKey: make(map[observerKey]*observer)}
+}
+
+// nextSeq returns the next 24-bit Observe number. One counter for the whole
+// server keeps each observer's numbers increasing, also across a
+// re-registration with the same token. Callers hold mu.
+func (o *observers) nextSeq() uint32 {
+	o.seq = (o.seq + 1) & (1<<24 - 1)
+	return o.seq
+}
+
+// add registers ob, replacing a registration with the same key (RFC 7641
+// §4.1), and returns the Observe number of its registration reply. It fails
+// when the limit is reached.
+func (o *observers) add(ob *observer) (*observer, uint32, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if old, ok := o.byKey[ob.key]; ok {
+		old.removed = true
+	} else if len(o.byKey) >= o.max {
+		return nil, 0, false
+	}
+	ob.mid = -1
+	o.byKey[ob.key] = ob
+	return ob, o.nextSeq(), true
+}
+
+func (o *observers) get(k observerKey) *observer {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.byKey[k]
+}
+
+// remove deregisters ob; nil is ignored.
+func (o *observers) remove(ob *observer) {
+	if ob == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.removeLocked(ob)
+}
+
+func (o *observers) removeLocked(ob *observer) {
+	if o.byKey[ob.key] == ob {
+		delete(o.byKey, ob.key)
+	}
+	ob.removed = true
+}
+
+// removeConn drops every observer of a closed connection.
+func (o *observers) removeConn(cc *udpClient.Conn) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k, ob := range o.byKey {
+		if k.cc == cc {
+			o.removeLocked(ob)
+		}
+	}
+}
+
+// hasConn reports whether cc has observers, which keeps it open while idle.
+func (o *observers) hasConn(cc *udpClient.Conn) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k := range o.byKey {
+		if k.cc == cc {
+			return true
+		}
+	}
+	return false
+}
+
+// resetByMID deregisters the observer whose pending notification the peer
+// answered with Reset (RFC 7641 §3.6), and reports whether there was one.
+func (o *observers) resetByMID(cc *udpClient.Conn, mid int32) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k, ob := range o.byKey {
+		if k.cc == cc && ob.mid == mid {
+			o.removeLocked(ob)
+			return true
+		}
+	}
+	return false
+}
+
+func (o *observers) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.byKey)
+}
+
+// markDirty flags the observers of href and returns those that need a
+// worker started.
+func (o *observers) markDirty(href string) []*observer {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var start []*observer
+	for _, ob := range o.byKey {
+		if ob.href != href {
+			continue
+		}
+		ob.dirty = true
+		if ob.active && !ob.running {
+			ob.running = true
+			start = append(start, ob)
+		}
+	}
+	return start
+}
+
+// activate marks ob's registration reply as sent and reports whether a
+// worker must start for a Notify that came in meanwhile.
+func (o *observers) activate(ob *observer) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if ob.removed {
+		return false
+	}
+	ob.active = true
+	if ob.dirty && !ob.running {
+		ob.running = true
+		return true
+	}
+	return false
+}
+
+// next claims the pending notification of ob and its Observe number; ok is
+// false when there is none and the worker must exit.
+func (o *observers) next(ob *observer) (seq uint32, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if ob.removed || !ob.dirty {
+		ob.running = false
+		return 0, false
+	}
+	ob.dirty = false
+	return o.nextSeq(), true
+}
+
+func (o *observers) setMID(ob *observer, mid int32) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ob.mid = mid
+}
+
+func (o *observers) isRemoved(ob *observer) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return ob.removed
+}
+
+// Notify sends every observer of href a fresh representation: the
+// resource's Serve runs again as a GET with each observer's interface and
+// query. It does not block; notifications go out from per-observer workers.
+// Call it after every change of the resource's state.
+func (s *Server) Notify(href string) {
+	for _, ob := range s.obs.markDirty(href) {
+		s.startNotifier(ob)
+	}
+}
+
+// activate is called once a registration reply is on the wire.
+func (s *Server) activate(ob *observer) {
+	if ob != nil && s.obs.activate(ob) {
+		s.startNotifier(ob)
+	}
+}
+
+func (s *Server) startNotifier(ob *observer) {
+	if !s.goWorker(func() { s.notifyLoop(ob) }) {
+		s.obs.remove(ob)
+	}
+}
+
+func (s *Server) notifyLoop(ob *observer) {
+	for {
+		seq, ok := s.obs.next(ob)
+		if !ok {
+			return
+		}
+		if err := s.notify(ob, seq); err != nil {
+			s.obs.remove(ob)
+			s.cfg.Logger.Debug("observer removed", "href", ob.href, "peer", ob.peer.Addr, "reason", err)
+			return
+		}
+	}
+}
+
+var (
+	errFinalNotification = errors.New("resource answered an error; sent as final notification")
+	errObserverReset     = errors.New("peer answered the notification with Reset")
+)
+
+// notify sends one notification with Observe number seq and waits for its ACK.
+func (s *Server) notify(ob *observer, seq uint32) error {
+	ctx, cancel := context.WithTimeout(s.lifetime(), s.cfg.NotifyTimeout)
+	defer cancel()
+	res := s.resource(ob.href)
+	if res == nil {
+		return fmt.Errorf("no resource at %s", ob.href)
+	}
+	resp := res.Serve(ctx, &Request{Method: codes.GET, Interface: ob.iface, Query: ob.query, Peer: ob.peer})
+	rep := s.encode(codes.GET, resp)
+	final := rep.code != codes.Content
+	if rep.payload != nil {
+		part, blk, err := sliceBlock2(rep.payload, blockOpt{}, false, ob.szx)
+		if err != nil {
+			return fmt.Errorf("slice notification: %w", err)
+		}
+		rep.payload, rep.block = part, blk
+	}
+	// RFC 7641 §3.2: an error ends the observation; it goes out without
+	// the Observe option.
+	rep.observeSeq, rep.hasObserve = seq, !final
+
+	cc := ob.key.cc
+	msg := cc.AcquireMessage(ctx)
+	defer cc.ReleaseMessage(msg)
+	fill(msg, []byte(ob.key.token), ob.format, rep)
+	mid := cc.GetMessageID()
+	msg.SetType(message.Confirmable)
+	msg.SetMessageID(mid)
+	s.obs.setMID(ob, mid)
+	err := cc.WriteMessage(msg)
+	s.obs.setMID(ob, -1)
+	s.cfg.Logger.Debug("notification", "href", ob.href, "peer", ob.peer.Addr, "seq", seq, "code", rep.code.String(), "err", err)
+	switch {
+	case err != nil:
+		return fmt.Errorf("send notification %d: %w", seq, err)
+	case final:
+		return errFinalNotification
+	case s.obs.isRemoved(ob):
+		return errObserverReset
+	}
+	return nil
+}
