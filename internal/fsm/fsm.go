@@ -56,6 +56,7 @@ const (
 	EvCheckNone     EventKind = "check-none"     // nothing newer
 	EvCheckFailed   EventKind = "check-failed"   // Event.Result says why
 	EvFetchDone     EventKind = "fetch-done"     // downloaded and verified
+	EvFetchNone     EventKind = "fetch-none"     // isvv without a check: nothing newer to fetch
 	EvFetchFailed   EventKind = "fetch-failed"   // Event.Result says why
 	EvInstallDone   EventKind = "install-done"   // installed and confirmed
 	EvInstallFailed EventKind = "install-failed" // Event.Result says why (rolled back)

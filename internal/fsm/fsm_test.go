@@ -85,6 +85,8 @@ func TestTransitions(t *testing.T) {
 		{mach(svv, upgrade, 0), ev(EvFetchDone), mach(sva, upgrade, 0), E(Continue), false},
 		{mach(svv, isvv, 0), ev(EvFetchDone), mach(sva, none, 0), nil, false},
 		{mach(svv, isvv, 0), fail(EvFetchFailed, 5), mach(idle, none, 5), E(Discard, ClearNV), false},
+		{mach(svv, isvv, 0), ev(EvFetchNone), mach(idle, none, 0), E(Discard, ClearNV), false},
+		{mach(idle, none, 0), ev(EvFetchNone), mach(idle, none, 0), nil, false},
 		{mach(svv, upgrade, 0), fail(EvFetchFailed, 3), mach(idle, none, 3), E(Discard, ClearNV), false},
 		{mach(svv, upgrade, 0), fail(EvFetchFailed, 599), mach(idle, none, 599), E(Discard, ClearNV), false},
 		{mach(svv, upgrade, 0), ev(EvCheckFound), mach(svv, upgrade, 0), nil, false},
@@ -143,7 +145,7 @@ var (
 
 func allEvents() []Event {
 	evs := []Event{req(none), req(isac), req(isvv), req(upgrade)}
-	for _, k := range []EventKind{EvContinue, EvCheckFound, EvCheckNone, EvFetchDone, EvInstallDone, EvBoot} {
+	for _, k := range []EventKind{EvContinue, EvCheckFound, EvCheckNone, EvFetchDone, EvFetchNone, EvInstallDone, EvBoot} {
 		evs = append(evs, ev(k))
 	}
 	for _, k := range []EventKind{EvCheckFailed, EvFetchFailed, EvInstallFailed} {

@@ -99,6 +99,7 @@ var table = []row{
 
 	{from: svv, event: EvFetchDone, goals: []swu.Action{upgrade}, to: sva, effects: []Effect{Continue}},
 	{from: svv, event: EvFetchDone, to: sva, goal: goalClear},
+	{from: svv, event: EvFetchNone, to: idle, goal: goalClear, result: resIdle, effects: []Effect{Discard, ClearNV}},
 	{from: svv, event: EvFetchFailed, to: idle, goal: goalClear, result: resEvent, effects: []Effect{Discard, ClearNV}},
 	{from: svv, event: EvBoot, effects: []Effect{StartFetch}},
 

@@ -6,6 +6,7 @@ package step
 
 import (
 	"context"
+	"errors"
 
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 )
@@ -66,6 +67,11 @@ type Installer interface {
 	// it checks the new version is healthy (nil) or rolls back (error).
 	Confirm(ctx context.Context, t Target) error
 }
+
+// ErrNothingNewer is wrapped by a Fetch asked for the newest package (isvv
+// without a check first) when there is nothing newer than the installed
+// version: not a failure, the update simply ends (result 0).
+var ErrNothingNewer = errors.New("no newer package")
 
 // Error is a step failure with the swupdateresult it maps to.
 type Error struct {

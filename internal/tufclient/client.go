@@ -175,7 +175,7 @@ func (c *Client) Fetch(ctx context.Context, req step.CheckRequest, want step.Tar
 			return step.Staged{}, err
 		}
 		if !found {
-			return step.Staged{}, &step.Error{Result: swu.ResultUpdateFailed,
+			return step.Staged{}, &step.Error{Result: swu.ResultIdle,
 				Detail: fmt.Sprintf("No version newer than %s is available for model %s", req.InstalledVersion, req.Model),
 				Err:    ErrNoUpdate}
 		}
@@ -296,7 +296,7 @@ func targetOf(sel tufrepo.Selection) step.Target {
 // Sentinel causes wrapped in *step.Error.Err, for errors.Is.
 var (
 	// ErrNoUpdate: Fetch without a target found nothing newer.
-	ErrNoUpdate = errors.New("no newer package")
+	ErrNoUpdate = step.ErrNothingNewer
 	// ErrWithdrawn: the target to fetch is no longer in the signed metadata.
 	ErrWithdrawn = errors.New("package withdrawn")
 	// ErrWrongModel: the target to fetch is not signed for this model.

@@ -143,8 +143,8 @@ func TestCheckOnlyOlderPublished(t *testing.T) {
 	}
 	// Fetch without a target has nothing to fetch either.
 	_, err := c.Fetch(t.Context(), withPURL(lamp, srv.URL), step.Target{}, nil)
-	if resultOf(err) != swu.ResultUpdateFailed || !errors.Is(err, ErrNoUpdate) {
-		t.Fatalf("Fetch = %v (result %d), want ErrNoUpdate with result 8", err, resultOf(err))
+	if resultOf(err) != swu.ResultIdle || !errors.Is(err, ErrNoUpdate) {
+		t.Fatalf("Fetch = %v (result %d), want ErrNoUpdate with result 0", err, resultOf(err))
 	}
 }
 
