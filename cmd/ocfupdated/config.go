@@ -1,0 +1,266 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// options are the daemon's settings: defaults, then the config file, then
+// flags given on the command line (flags win).
+type options struct {
+	DataDir       string `json:"data_dir"`
+	CoAP          string `json:"coap"`
+	Multicast     bool   `json:"multicast"`
+	Href          string `json:"href"`
+	Name          string `json:"name"`
+	Model         string `json:"model"`
+	Version       string `json:"version"`
+	Manufacturer  string `json:"manufacturer"`
+	MfgDate       string `json:"manufacturing_date"`
+	VendorURL     string `json:"vendor_url"`
+	AllowInsecure bool   `json:"allow_insecure"`
+	LogLevel      string `json:"log_level"`
+
+	Trust          string   `json:"trust"`           // root.json of the vendor's TUF repository
+	CA             string   `json:"ca"`              // extra PEM roots for https package sources
+	Installer      string   `json:"installer"`       // slots or exec
+	InstallCommand string   `json:"install_command"` // exec installer: command, {path} = package
+	InstallTimeout duration `json:"install_timeout"`
+	HealthCommand  string   `json:"health_command"` // run after the switch; exit 0 = healthy
+	HealthTimeout  duration `json:"health_timeout"`
+	Restart        bool     `json:"restart"` // re-exec into the new version after a slots install
+
+	FetchTimeout    duration `json:"fetch_timeout"`     // longest wait for the package source
+	FetchRetries    int      `json:"fetch_retries"`     // failed attempts in a row before giving up
+	FetchBackoff    duration `json:"fetch_backoff"`     // first wait before a retry, doubling...
+	FetchBackoffMax duration `json:"fetch_backoff_max"` // ...up to this
+}
+
+func defaultOptions() options {
+	return options{
+		DataDir:         defaultDataDir(),
+		CoAP:            ":5683",
+		Multicast:       true,
+		Href:            "/oc/swu",
+		Name:            "ocfupdate device",
+		Model:           "ocfupdate-demo",
+		Version:         "1.0.0",
+		Manufacturer:    "ocfupdate",
+		MfgDate:         "2026-01-01",
+		LogLevel:        "info",
+		Installer:       "slots",
+		InstallTimeout:  duration{30 * time.Minute},
+		HealthTimeout:   duration{2 * time.Minute},
+		Restart:         true,
+		FetchTimeout:    duration{30 * time.Second},
+		FetchRetries:    5,
+		FetchBackoff:    duration{time.Second},
+		FetchBackoffMax: duration{30 * time.Second},
+	}
+}
+
+// defaultDataDir is the user's state dir: /var/lib/ocfupdated for root,
+// $XDG_STATE_HOME/ocfupdated or ~/.local/state/ocfupdated otherwise.
+func defaultDataDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" { // systemd StateDirectory=
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/ocfupdated"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "ocfupdated")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "ocfupdated")
+	}
+	return "ocfupdated-data"
+}
+
+// parseOptions reads args: the config file named by --config first, then
+// the flags that were set explicitly.
+func parseOptions(args []string) (options, error) {
+	o := defaultOptions()
+	fs := flag.NewFlagSet("ocfupdated", flag.ContinueOnError)
+	configFile := fs.String("config", "", "JSON config file (keys as the flags, with _ for -)")
+	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "directory for state, downloads and slots")
+	fs.StringVar(&o.CoAP, "coap", o.CoAP, "CoAP (UDP) listen address")
+	fs.BoolVar(&o.Multicast, "multicast", o.Multicast, "answer multicast discovery (only when on port 5683)")
+	fs.StringVar(&o.Href, "href", o.Href, "href of the software update resource")
+	fs.StringVar(&o.Name, "name", o.Name, "device name (n)")
+	fs.StringVar(&o.Model, "model", o.Model, "device model (dmno); selects packages")
+	fs.StringVar(&o.Version, "version", o.Version, "installed software version (sv) before any update")
+	fs.StringVar(&o.Manufacturer, "manufacturer", o.Manufacturer, "manufacturer name (mnmn)")
+	fs.StringVar(&o.MfgDate, "manufacturing-date", o.MfgDate, "manufacturing date, YYYY-MM-DD (initial lastupdate)")
+	fs.StringVar(&o.VendorURL, "vendor-url", o.VendorURL, "built-in package URL used when purl is empty")
+	fs.BoolVar(&o.AllowInsecure, "allow-insecure", o.AllowInsecure, "accept http:// and coap:// package URLs (development only)")
+	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&o.Trust, "trust", o.Trust, "trusted root.json of the vendor's TUF repository (required to update)")
+	fs.StringVar(&o.CA, "ca", o.CA, "PEM file of extra CA certificates for https package sources")
+	fs.StringVar(&o.Installer, "installer", o.Installer, "slots (A/B directories under the data dir) or exec (run --install-command)")
+	fs.StringVar(&o.InstallCommand, "install-command", o.InstallCommand, "exec installer: command and arguments, {path} is the verified package")
+	fs.Var(&o.InstallTimeout, "install-timeout", "exec installer: time limit of the install command")
+	fs.StringVar(&o.HealthCommand, "health-command", o.HealthCommand, "command that must exit 0 after switching to a new version, else roll back")
+	fs.Var(&o.HealthTimeout, "health-timeout", "time limit of the health check")
+	fs.BoolVar(&o.Restart, "restart", o.Restart, "slots installer: re-execute into the new version after switching")
+	fs.Var(&o.FetchTimeout, "fetch-timeout", "longest wait for the package source (connect, response, next bytes)")
+	fs.IntVar(&o.FetchRetries, "fetch-retries", o.FetchRetries, "failed download attempts in a row without progress before giving up (result 4)")
+	fs.Var(&o.FetchBackoff, "fetch-backoff", "first wait before retrying a download; doubles on each retry")
+	fs.Var(&o.FetchBackoffMax, "fetch-backoff-max", "longest wait between download retries")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if *configFile != "" {
+		fromFile := defaultOptions()
+		if err := readConfig(*configFile, &fromFile); err != nil {
+			return o, err
+		}
+		var err error
+		fs.Visit(func(f *flag.Flag) { // flags given explicitly win over the file
+			if f.Name != "config" && err == nil {
+				err = applyFlag(&fromFile, f.Name, f.Value.String())
+			}
+		})
+		if err != nil {
+			return o, err
+		}
+		o = fromFile
+	}
+	return o, o.validate()
+}
+
+func readConfig(path string, o *options) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(o); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// applyFlag sets one option by flag name (used to let flags override the file).
+func applyFlag(o *options, name, v string) error {
+	b := v == "true"
+	switch name {
+	case "data-dir":
+		o.DataDir = v
+	case "coap":
+		o.CoAP = v
+	case "multicast":
+		o.Multicast = b
+	case "href":
+		o.Href = v
+	case "name":
+		o.Name = v
+	case "model":
+		o.Model = v
+	case "version":
+		o.Version = v
+	case "manufacturer":
+		o.Manufacturer = v
+	case "manufacturing-date":
+		o.MfgDate = v
+	case "vendor-url":
+		o.VendorURL = v
+	case "allow-insecure":
+		o.AllowInsecure = b
+	case "log-level":
+		o.LogLevel = v
+	case "trust":
+		o.Trust = v
+	case "ca":
+		o.CA = v
+	case "installer":
+		o.Installer = v
+	case "install-command":
+		o.InstallCommand = v
+	case "health-command":
+		o.HealthCommand = v
+	case "restart":
+		o.Restart = b
+	case "fetch-timeout":
+		return o.FetchTimeout.Set(v)
+	case "fetch-retries":
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("--fetch-retries: %w", err)
+		}
+		o.FetchRetries = n
+	case "fetch-backoff":
+		return o.FetchBackoff.Set(v)
+	case "fetch-backoff-max":
+		return o.FetchBackoffMax.Set(v)
+	case "install-timeout":
+		return o.InstallTimeout.Set(v)
+	case "health-timeout":
+		return o.HealthTimeout.Set(v)
+	default:
+		return fmt.Errorf("unknown flag %s", name)
+	}
+	return nil
+}
+
+func (o options) validate() error {
+	var errs []error
+	if _, err := time.Parse(time.DateOnly, o.MfgDate); err != nil {
+		errs = append(errs, fmt.Errorf("manufacturing date %q is not YYYY-MM-DD", o.MfgDate))
+	}
+	switch o.Installer {
+	case "slots":
+	case "exec":
+		if strings.TrimSpace(o.InstallCommand) == "" {
+			errs = append(errs, errors.New("--installer exec needs --install-command"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("installer %q: want slots or exec", o.Installer))
+	}
+	if o.FetchRetries < 0 {
+		errs = append(errs, errors.New("--fetch-retries must not be negative"))
+	}
+	if o.FetchBackoff.Duration > o.FetchBackoffMax.Duration {
+		errs = append(errs, errors.New("--fetch-backoff must not exceed --fetch-backoff-max"))
+	}
+	if o.InstallTimeout.Duration <= 0 || o.HealthTimeout.Duration <= 0 || o.FetchTimeout.Duration <= 0 || o.FetchBackoff.Duration <= 0 {
+		errs = append(errs, errors.New("timeouts must be positive"))
+	}
+	switch o.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log level %q: want debug, info, warn or error", o.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// duration is a time.Duration written as "30m" in flags and in the config file.
+type duration struct{ time.Duration }
+
+func (d *duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"30m\": %w", err)
+	}
+	return d.Set(s)
+}

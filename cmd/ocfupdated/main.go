@@ -1,0 +1,79 @@
+// Command ocfupdated is the device agent: an OCF server over CoAP with the
+// software update resource (oic.r.softwareupdate), pstat, the update state
+// machine and its scheduler.
+//
+//	ocfupdated [--data-dir DIR] [--coap ADDR] [--model M] [--version V] ...
+//
+// It prints one line "listening coap://HOST:PORT" per endpoint on stdout
+// once it serves, so scripts can find an ephemeral port, and logs to
+// stderr. SIGINT and SIGTERM stop it cleanly.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ocfupdate/ocfupdate/internal/agent"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "ocfupdated:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseOptions(args)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(o.LogLevel))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	mfg, _ := time.Parse(time.DateOnly, o.MfgDate)
+
+	steps, err := newSteps(o, log)
+	if err != nil {
+		return err
+	}
+	defer steps.close()
+	a, err := agent.New(agent.Config{
+		DataDir:   o.DataDir,
+		CoAPAddr:  o.CoAP,
+		Multicast: o.Multicast,
+		Href:      o.Href,
+		Device: agent.Device{
+			Name: o.Name, Model: o.Model, SoftwareVersion: o.Version,
+			Manufacturer: o.Manufacturer, ManufacturingDate: mfg, VendorURL: o.VendorURL,
+		},
+		AllowInsecure: o.AllowInsecure,
+		Checker:       steps.checker,
+		Fetcher:       steps.fetcher,
+		Installer:     steps.installer,
+		Logger:        log,
+		Ready: func(eps []string) {
+			steps.listening(o, eps)
+			for _, ep := range eps {
+				fmt.Fprintln(stdout, "listening", ep)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/ocfupdate/ocfupdate/client"
+	"github.com/ocfupdate/ocfupdate/internal/fetch"
+	"github.com/ocfupdate/ocfupdate/internal/install"
+	"github.com/ocfupdate/ocfupdate/internal/step"
+	"github.com/ocfupdate/ocfupdate/internal/tufclient"
+)
+
+// embeddedRoot is a base64 root.json a vendor can build in:
+//
+//	go build -ldflags "-X main.embeddedRoot=$(base64 -w0 root.json)" ./cmd/ocfupdated
+//
+// --trust overrides it.
+var embeddedRoot string
+
+// steps are the check, fetch and install steps with what they hold open.
+type steps struct {
+	checker   step.Checker
+	fetcher   step.Fetcher
+	installer step.Installer
+	close     func()
+	endpoint  atomic.Value // string: our own CoAP endpoint, for the health probe
+	coapAddr  string       // the --coap address to restart with ("" = unchanged)
+}
+
+// listening records where the agent serves: the health probe asks there,
+// and a restart binds the same port even when --coap asked for port 0.
+func (s *steps) listening(o options, eps []string) {
+	if len(eps) == 0 {
+		return
+	}
+	s.endpoint.Store(eps[0])
+	host, port, err := net.SplitHostPort(o.CoAP)
+	if err != nil || port != "0" {
+		return
+	}
+	if _, bound, err := net.SplitHostPort(strings.TrimPrefix(eps[0], "coap://")); err == nil {
+		s.coapAddr = net.JoinHostPort(host, bound)
+	}
+}
+
+// newSteps builds the TUF client, the downloader and the installer. Without
+// a trusted root the device cannot verify anything: every step then fails
+// with result 8 and says why, rather than install unverified software.
+func newSteps(o options, log *slog.Logger) (*steps, error) {
+	s := &steps{close: func() {}}
+	root, err := trustedRoot(o)
+	if err != nil {
+		return nil, err
+	}
+	inst, err := newInstaller(o, s, log)
+	if err != nil {
+		return nil, err
+	}
+	s.installer = inst
+	if root == nil {
+		u := step.Unavailable{Reason: "no trusted root configured: start ocfupdated with --trust root.json"}
+		s.checker, s.fetcher = u, u
+		log.Warn("no --trust root.json: updates are disabled")
+		return s, nil
+	}
+	tlsCfg, err := tlsConfig(o.CA)
+	if err != nil {
+		return nil, err
+	}
+	retries := o.FetchRetries
+	if retries == 0 {
+		retries = -1 // fetch.Config: negative means never retry
+	}
+	d, err := fetch.New(fetch.Config{
+		TLSConfig: tlsCfg, AllowInsecure: o.AllowInsecure, Logger: log,
+		Timeout: o.FetchTimeout.Duration, MaxRetries: retries,
+		BackoffMin: o.FetchBackoff.Duration, BackoffMax: o.FetchBackoffMax.Duration,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tc, err := tufclient.New(tufclient.Config{
+		TrustedRoot: root,
+		CacheDir:    filepath.Join(o.DataDir, "tuf"),
+		StagingDir:  filepath.Join(o.DataDir, "downloads"),
+		Downloader:  d,
+		Logger:      log,
+	})
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	s.checker, s.fetcher, s.close = tc, tc, d.Close
+	return s, nil
+}
+
+func trustedRoot(o options) ([]byte, error) {
+	if o.Trust != "" {
+		b, err := os.ReadFile(o.Trust)
+		if err != nil {
+			return nil, fmt.Errorf("trust: %w", err)
+		}
+		return b, nil
+	}
+	if embeddedRoot != "" {
+		b, err := base64.StdEncoding.DecodeString(embeddedRoot)
+		if err != nil {
+			return nil, fmt.Errorf("embedded root: %w", err)
+		}
+		return b, nil
+	}
+	return nil, nil
+}
+
+// tlsConfig trusts the system roots plus the PEM file ca, if any.
+func tlsConfig(ca string) (*tls.Config, error) {
+	if ca == "" {
+		return nil, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("ca %s: no PEM certificates in it", ca)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+func newInstaller(o options, s *steps, log *slog.Logger) (install.Installer, error) {
+	health := install.HealthCheck{
+		Command: strings.Fields(o.HealthCommand),
+		Timeout: o.HealthTimeout.Duration,
+		Probe:   s.probe, // the default check: the agent came up and answers
+	}
+	cfg := install.Config{Kind: o.Installer}
+	switch o.Installer {
+	case install.KindExec:
+		cfg.Exec = install.ExecConfig{
+			Dir: filepath.Join(o.DataDir, "exec"), Command: strings.Fields(o.InstallCommand),
+			Timeout: o.InstallTimeout.Duration, Model: o.Model, FactoryVersion: o.Version, Health: health,
+		}
+	default:
+		cfg.Slots = install.SlotsConfig{
+			Dir: filepath.Join(o.DataDir, "slots"), Model: o.Model, FactoryVersion: o.Version, Health: health,
+		}
+		if o.Restart {
+			cfg.Slots.Restart = func(exe string) error { return s.reexec(exe, log) }
+		}
+	}
+	return install.New(cfg)
+}
+
+// probe asks the agent itself for /oic/d over CoAP.
+func (s *steps) probe(ctx context.Context) error {
+	ep, _ := s.endpoint.Load().(string)
+	if ep == "" {
+		return errors.New("the agent has no endpoint yet")
+	}
+	c, err := client.Dial(ctx, ep)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Device(ctx)
+	return err
+}
+
+// reexec replaces this process with the new version (the slot's exec, or
+// this binary again), on the same CoAP address so clients keep finding it.
+// The state on disk is already "upgrading": the new process confirms.
+func (s *steps) reexec(exe string, log *slog.Logger) error {
+	if exe == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("re-exec: %w", err)
+		}
+		exe = self
+	}
+	args := append([]string{exe}, os.Args[1:]...)
+	if s.coapAddr != "" {
+		args = append(args, "--coap", s.coapAddr)
+	}
+	log.Info("restarting into the new version", "exec", exe)
+	return syscall.Exec(exe, args, os.Environ())
+}
