@@ -127,8 +127,19 @@ func TestFigure2(t *testing.T) {
 		t.Errorf("/oic/d sv = %q, %v", d.SoftwareVersion, err)
 	}
 
+	// isvv straight from idle asks for the newest package, not the one
+	// just installed.
+	h.mustPost(map[string]any{"swupdateaction": "isvv", "updatetime": "now"})
+	if f := h.steps.expect(t, "fetch"); f.target != (step.Target{}) {
+		t.Errorf("isvv after an upgrade fetched %+v, want the newest (zero target)", f.target)
+	} else {
+		f.answer(stepReply{err: &step.Error{Err: step.ErrNothingNewer}})
+	}
+
 	wantStates := []string{"idle", "nsa", "svv", "sva", "upgrading", "idle"}
 	wantCM := []uint64{0, 256, 256 | 64, 256 | 64 | 128, 0}
+	wantStates = append(wantStates, "svv", "idle")
+	wantCM = append(wantCM, 256, 0)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		states, cms := rec.snapshot()

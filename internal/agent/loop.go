@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ocfupdate/ocfupdate/internal/fsm"
+	"github.com/ocfupdate/ocfupdate/internal/step"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 )
 
@@ -119,7 +120,11 @@ func (a *Agent) applyProperty(st *persisted, e fsm.Effect) {
 	case fsm.SetNV:
 		st.NV = st.Target.Version
 	case fsm.ClearNV:
+		// The target goes with nv: a later isvv straight from idle must
+		// ask the repository for the newest package, not re-fetch one that
+		// is installed or was withdrawn since.
 		st.NV = ""
+		st.Target = step.Target{}
 	case fsm.CommitVersion:
 		st.InstalledVersion = st.Target.Version
 		st.InstalledCounter = st.Target.Counter
@@ -155,5 +160,5 @@ func (a *Agent) commit(st persisted) error {
 	return nil
 }
 
-// updateNow is the current time for validation and scheduling.
+// now is the current time for validation and scheduling.
 func (a *Agent) now() time.Time { return a.clock.Now() }
