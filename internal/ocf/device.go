@@ -46,13 +46,13 @@ func (d DeviceInfo) validate() error {
 		errs = append(errs, fmt.Errorf("PIID %q is not a UUID", d.PIID))
 	}
 	if d.Name == "" || len(d.Name) > 64 {
-		errs = append(errs, errors.New("Name (n) must be 1..64 bytes"))
+		errs = append(errs, errors.New("name (n) must be 1..64 bytes"))
 	}
 	if d.Model == "" || len(d.Model) > 64 {
-		errs = append(errs, errors.New("Model (dmno) must be 1..64 bytes"))
+		errs = append(errs, errors.New("model (dmno) must be 1..64 bytes"))
 	}
 	if d.SoftwareVersion == "" || len(d.SoftwareVersion) > 64 {
-		errs = append(errs, errors.New("SoftwareVersion (sv) must be 1..64 bytes"))
+		errs = append(errs, errors.New("software version (sv) must be 1..64 bytes"))
 	}
 	return errors.Join(errs...)
 }
