@@ -49,19 +49,26 @@ func newRepo(t *testing.T, model string, versions ...string) *testRepo {
 func (r *testRepo) add(t *testing.T, model, version string, size int64) {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "pkg-"+version+".tar.gz")
+	writePackageSize(t, f, model, version, size)
+	if _, err := tufrepo.AddTarget(r.dir, f, model, version, tufrepo.AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writePackage writes a small slots package for model/version to f.
+func writePackage(t *testing.T, f, model, version string) { writePackageSize(t, f, model, version, 4<<10) }
+
+func writePackageSize(t *testing.T, f, model, version string, size int64) {
+	t.Helper()
 	out, err := os.Create(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload := &pattern{n: size}
 	if err := install.WritePackage(out, install.Manifest{Version: version, Model: model},
-		install.PackageFile{Name: "firmware.bin", Mode: 0o644, Size: size, Data: payload}); err != nil {
+		install.PackageFile{Name: "firmware.bin", Mode: 0o644, Size: size, Data: &pattern{n: size}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tufrepo.AddTarget(r.dir, f, model, version, tufrepo.AddOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
