@@ -56,7 +56,9 @@ func (r *testRepo) add(t *testing.T, model, version string, size int64) {
 }
 
 // writePackage writes a small slots package for model/version to f.
-func writePackage(t *testing.T, f, model, version string) { writePackageSize(t, f, model, version, 4<<10) }
+func writePackage(t *testing.T, f, model, version string) {
+	writePackageSize(t, f, model, version, 4<<10)
+}
 
 func writePackageSize(t *testing.T, f, model, version string, size int64) {
 	t.Helper()
