@@ -41,12 +41,23 @@ type options struct {
 	FetchRetries    int      `json:"fetch_retries"`     // failed attempts in a row before giving up
 	FetchBackoff    duration `json:"fetch_backoff"`     // first wait before a retry, doubling...
 	FetchBackoffMax duration `json:"fetch_backoff_max"` // ...up to this
+
+	// Security (docs/security.md).
+	CoAPS                string   `json:"coaps"`                          // CoAPs (DTLS) listen address; "" = none
+	Creds                string   `json:"creds"`                          // credential file (internal/creds)
+	ACL                  string   `json:"acl"`                            // access control file (internal/acl)
+	InsecureOpenACL      bool     `json:"insecure_open_acl"`              // development: everybody may do everything
+	DTLSMaxSessions      int      `json:"dtls_max_sessions"`              // 0 = ocf default
+	DTLSMaxHandshakes    int      `json:"dtls_max_handshakes_per_source"` // 0 = ocf default
+	DTLSHandshakeTimeout duration `json:"dtls_handshake_timeout"`         // 0 = ocf default
+	DTLSIdleTimeout      duration `json:"dtls_idle_timeout"`              // 0 = ocf default
 }
 
 func defaultOptions() options {
 	return options{
 		DataDir:         defaultDataDir(),
 		CoAP:            ":5683",
+		CoAPS:           ":5684",
 		Multicast:       true,
 		Href:            "/oc/swu",
 		Name:            "ocfupdate device",
@@ -114,6 +125,14 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.FetchRetries, "fetch-retries", o.FetchRetries, "failed download attempts in a row without progress before giving up (result 4)")
 	fs.Var(&o.FetchBackoff, "fetch-backoff", "first wait before retrying a download; doubles on each retry")
 	fs.Var(&o.FetchBackoffMax, "fetch-backoff-max", "longest wait between download retries")
+	fs.StringVar(&o.CoAPS, "coaps", o.CoAPS, "CoAPs (DTLS) listen address; needs --creds; empty disables it")
+	fs.StringVar(&o.Creds, "creds", o.Creds, "credential file: PSKs, device certificate and key, trust anchors (docs/security.md)")
+	fs.StringVar(&o.ACL, "acl", o.ACL, "access control file: JSON list of ACEs (default: see docs/security.md)")
+	fs.BoolVar(&o.InsecureOpenACL, "insecure-open-acl", o.InsecureOpenACL, "DEVELOPMENT ONLY: let anybody read and change the device over plain CoAP")
+	fs.IntVar(&o.DTLSMaxSessions, "dtls-max-sessions", o.DTLSMaxSessions, "most CoAPs sessions at a time, handshakes included (0: default)")
+	fs.IntVar(&o.DTLSMaxHandshakes, "dtls-max-handshakes-per-source", o.DTLSMaxHandshakes, "most CoAPs handshakes in progress per source IP (0: default)")
+	fs.Var(&o.DTLSHandshakeTimeout, "dtls-handshake-timeout", "time limit of a CoAPs handshake (0: default)")
+	fs.Var(&o.DTLSIdleTimeout, "dtls-idle-timeout", "close CoAPs sessions idle that long without observers (0: default)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -208,6 +227,28 @@ func applyFlag(o *options, name, v string) error {
 		return o.InstallTimeout.Set(v)
 	case "health-timeout":
 		return o.HealthTimeout.Set(v)
+	case "coaps":
+		o.CoAPS = v
+	case "creds":
+		o.Creds = v
+	case "acl":
+		o.ACL = v
+	case "insecure-open-acl":
+		o.InsecureOpenACL = b
+	case "dtls-max-sessions", "dtls-max-handshakes-per-source":
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("--%s: %w", name, err)
+		}
+		if name == "dtls-max-sessions" {
+			o.DTLSMaxSessions = n
+		} else {
+			o.DTLSMaxHandshakes = n
+		}
+	case "dtls-handshake-timeout":
+		return o.DTLSHandshakeTimeout.Set(v)
+	case "dtls-idle-timeout":
+		return o.DTLSIdleTimeout.Set(v)
 	default:
 		return fmt.Errorf("unknown flag %s", name)
 	}
@@ -236,6 +277,12 @@ func (o options) validate() error {
 	}
 	if o.InstallTimeout.Duration <= 0 || o.HealthTimeout.Duration <= 0 || o.FetchTimeout.Duration <= 0 || o.FetchBackoff.Duration <= 0 {
 		errs = append(errs, errors.New("timeouts must be positive"))
+	}
+	if o.InsecureOpenACL && o.ACL != "" {
+		errs = append(errs, errors.New("--insecure-open-acl and --acl exclude each other"))
+	}
+	if o.DTLSMaxSessions < 0 || o.DTLSMaxHandshakes < 0 || o.DTLSHandshakeTimeout.Duration < 0 || o.DTLSIdleTimeout.Duration < 0 {
+		errs = append(errs, errors.New("DTLS limits must not be negative"))
 	}
 	switch o.LogLevel {
 	case "debug", "info", "warn", "error":

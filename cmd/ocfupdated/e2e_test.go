@@ -193,6 +193,10 @@ func TestBadFlags(t *testing.T) {
 		{"--log-level", "loud"},
 		{"--coap", "not-an-address"},
 		{"stray"},
+		{"--insecure-open-acl", "--acl", "acl.json"},
+		{"--dtls-max-sessions", "-1"},
+		{"--creds", "/nonexistent/creds.json"},
+		{"--acl", "/nonexistent/acl.json"},
 	} {
 		cmd := exec.Command(daemonBin, append([]string{"--data-dir", t.TempDir()}, args...)...)
 		out, err := cmd.CombinedOutput()

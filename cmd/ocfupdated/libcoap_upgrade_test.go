@@ -7,11 +7,30 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
 )
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
 
 // TestUpgradeWithLibcoapOnly is the demo path with no Go client at all:
 // the real `ocfupdate repo` builds, signs and serves the repository, the
@@ -43,8 +62,8 @@ func TestUpgradeWithLibcoapOnly(t *testing.T) {
 
 	serve := exec.Command(cli, "repo", "serve", repo, "--https", "127.0.0.1:0")
 	stdout, _ := serve.StdoutPipe()
-	var stderr bytes.Buffer
-	serve.Stderr = &stderr
+	stderr := &syncBuffer{}
+	serve.Stderr = stderr
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -54,11 +73,16 @@ func TestUpgradeWithLibcoapOnly(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("repo serve said %q (%v): %s", line, err, stderr.String())
 	}
+	// The certificate line goes to stderr before the serving line goes to
+	// stdout, but the two pipes are read independently: wait for it.
 	var cert string
-	for _, l := range strings.Split(stderr.String(), "\n") {
-		if c, ok := strings.CutPrefix(l, "tls certificate: "); ok {
-			cert = strings.TrimSpace(c)
+	for deadline := time.Now().Add(5 * time.Second); cert == "" && time.Now().Before(deadline); {
+		for _, l := range strings.Split(stderr.String(), "\n") {
+			if c, ok := strings.CutPrefix(l, "tls certificate: "); ok {
+				cert = strings.TrimSpace(c)
+			}
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if cert == "" {
 		t.Fatalf("no certificate path on stderr: %q", stderr.String())

@@ -1,12 +1,19 @@
-// Command ocfupdated is the device agent: an OCF server over CoAP with the
-// software update resource (oic.r.softwareupdate), pstat, the update state
-// machine and its scheduler.
+// Command ocfupdated is the device agent: an OCF server over CoAP and
+// CoAPs with the software update resource (oic.r.softwareupdate), pstat,
+// the update state machine and its scheduler.
 //
-//	ocfupdated [--data-dir DIR] [--coap ADDR] [--model M] [--version V] ...
+//	ocfupdated [--data-dir DIR] [--coap ADDR] [--coaps ADDR] [--creds FILE] [--acl FILE] [--model M] [--version V] ...
 //
-// It prints one line "listening coap://HOST:PORT" per endpoint on stdout
-// once it serves, so scripts can find an ephemeral port, and logs to
-// stderr. SIGINT and SIGTERM stop it cleanly.
+// It prints one line "listening coap://HOST:PORT" (and "listening
+// coaps://HOST:PORT") per endpoint on stdout once it serves, so scripts can
+// find an ephemeral port, and logs to stderr. SIGINT and SIGTERM stop it
+// cleanly.
+//
+// Secure by default (docs/security.md): over plain CoAP only /oic/res,
+// /oic/d and /oic/p can be read; the update resource and pstat need a peer
+// authenticated over CoAPs (--creds) and allowed by the access control
+// list (--acl, or the default). --insecure-open-acl opens everything to
+// everybody, for development only.
 package main
 
 import (
@@ -46,7 +53,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	mfg, _ := time.Parse(time.DateOnly, o.MfgDate)
 
-	steps, err := newSteps(o, log)
+	sec, err := newSecurity(o, stderr, log)
+	if err != nil {
+		return err
+	}
+	steps, err := newSteps(o, sec.creds, log)
 	if err != nil {
 		return err
 	}
@@ -61,6 +72,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Manufacturer: o.Manufacturer, ManufacturingDate: mfg, VendorURL: o.VendorURL,
 		},
 		AllowInsecure: o.AllowInsecure,
+		Authorizer:    sec.authorizer,
+		CoAPSAddr:     sec.coapsAddr,
+		DTLS:          sec.dtls,
 		Checker:       steps.checker,
 		Fetcher:       steps.fetcher,
 		Installer:     steps.installer,

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,14 +36,48 @@ func TestMain(m *testing.M) {
 // daemon is a running ocfupdated process.
 type daemon struct {
 	cmd      *exec.Cmd
-	endpoint string
-	stderr   *strings.Builder
+	endpoint string // coap://127.0.0.1:PORT
+	secure   string // coaps://127.0.0.1:PORT, when the daemon serves CoAPs
+	stderr   *syncBuilder
 	exited   chan error
 }
 
+// syncBuilder is a strings.Builder the process writes to while tests read.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // startDaemon runs ocfupdated on dir with an ephemeral loopback port and
-// waits for its "listening" line.
+// waits for its "listening" line. These tests are about the update logic,
+// not about security: they pass --insecure-open-acl and talk plain CoAP
+// (the security tests use startSecureDaemon).
 func startDaemon(t testing.TB, dir string, args ...string) *daemon {
+	t.Helper()
+	return launch(t, dir, false, append([]string{"--insecure-open-acl"}, args...)...)
+}
+
+// startSecureDaemon runs ocfupdated with its secure defaults and CoAPs on
+// an ephemeral loopback port (args must give --creds), and waits for both
+// endpoints.
+func startSecureDaemon(t testing.TB, dir string, args ...string) *daemon {
+	t.Helper()
+	return launch(t, dir, true, append([]string{"--coaps", "127.0.0.1:0"}, args...)...)
+}
+
+func launch(t testing.TB, dir string, secure bool, args ...string) *daemon {
 	t.Helper()
 	args = append([]string{"--data-dir", dir, "--coap", "127.0.0.1:0", "--log-level", "debug"}, args...)
 	cmd := exec.Command(daemonBin, args...)
@@ -50,12 +85,12 @@ func startDaemon(t testing.TB, dir string, args ...string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, stderr: &strings.Builder{}, exited: make(chan error, 1)}
+	d := &daemon{cmd: cmd, stderr: &syncBuilder{}, exited: make(chan error, 1)}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 1)
+	lines := make(chan string, 16)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -73,17 +108,24 @@ func startDaemon(t testing.TB, dir string, args ...string) *daemon {
 			t.Logf("ocfupdated stderr:\n%s", d.stderr.String())
 		}
 	})
-	select {
-	case l := <-lines:
-		ep, ok := strings.CutPrefix(l, "listening ")
-		if !ok || !strings.HasPrefix(ep, "coap://127.0.0.1:") {
-			t.Fatalf("first line %q", l)
+	timeout := time.After(15 * time.Second)
+	for d.endpoint == "" || (secure && d.secure == "") {
+		select {
+		case l := <-lines:
+			ep, ok := strings.CutPrefix(l, "listening ")
+			switch {
+			case ok && strings.HasPrefix(ep, "coap://127.0.0.1:"):
+				d.endpoint = ep
+			case ok && strings.HasPrefix(ep, "coaps://127.0.0.1:"):
+				d.secure = ep
+			default:
+				t.Fatalf("unexpected line %q", l)
+			}
+		case err := <-d.exited:
+			t.Fatalf("ocfupdated exited: %v\n%s", err, d.stderr.String())
+		case <-timeout:
+			t.Fatal("ocfupdated did not print its endpoints")
 		}
-		d.endpoint = ep
-	case err := <-d.exited:
-		t.Fatalf("ocfupdated exited: %v\n%s", err, d.stderr.String())
-	case <-time.After(15 * time.Second):
-		t.Fatal("ocfupdated did not print its endpoint")
 	}
 	return d
 }

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/ocfupdate/ocfupdate/client"
+	"github.com/ocfupdate/ocfupdate/internal/creds"
 	"github.com/ocfupdate/ocfupdate/internal/fetch"
 	"github.com/ocfupdate/ocfupdate/internal/install"
 	"github.com/ocfupdate/ocfupdate/internal/step"
@@ -37,28 +38,45 @@ type steps struct {
 	close     func()
 	endpoint  atomic.Value // string: our own CoAP endpoint, for the health probe
 	coapAddr  string       // the --coap address to restart with ("" = unchanged)
+	coapsAddr string       // the --coaps address to restart with ("" = unchanged)
 }
 
 // listening records where the agent serves: the health probe asks there,
-// and a restart binds the same port even when --coap asked for port 0.
+// and a restart binds the same ports even when --coap or --coaps asked for
+// port 0.
 func (s *steps) listening(o options, eps []string) {
-	if len(eps) == 0 {
-		return
+	for _, ep := range eps {
+		if strings.HasPrefix(ep, "coap://") {
+			s.endpoint.Store(ep)
+			break
+		}
 	}
-	s.endpoint.Store(eps[0])
-	host, port, err := net.SplitHostPort(o.CoAP)
+	s.coapAddr = rebind(o.CoAP, eps, "coap://")
+	s.coapsAddr = rebind(o.CoAPS, eps, "coaps://")
+}
+
+// rebind returns the address to restart with for a listen address that
+// asked for port 0: the same host with the port that was bound, taken
+// from the first endpoint with prefix. It is "" when nothing is to change.
+func rebind(addr string, eps []string, prefix string) string {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil || port != "0" {
-		return
+		return ""
 	}
-	if _, bound, err := net.SplitHostPort(strings.TrimPrefix(eps[0], "coap://")); err == nil {
-		s.coapAddr = net.JoinHostPort(host, bound)
+	for _, ep := range eps {
+		if rest, ok := strings.CutPrefix(ep, prefix); ok {
+			if _, bound, err := net.SplitHostPort(rest); err == nil {
+				return net.JoinHostPort(host, bound)
+			}
+		}
 	}
+	return ""
 }
 
 // newSteps builds the TUF client, the downloader and the installer. Without
 // a trusted root the device cannot verify anything: every step then fails
 // with result 8 and says why, rather than install unverified software.
-func newSteps(o options, log *slog.Logger) (*steps, error) {
+func newSteps(o options, c *creds.Credentials, log *slog.Logger) (*steps, error) {
 	s := &steps{close: func() {}}
 	root, err := trustedRoot(o)
 	if err != nil {
@@ -75,7 +93,7 @@ func newSteps(o options, log *slog.Logger) (*steps, error) {
 		log.Warn("no --trust root.json: updates are disabled")
 		return s, nil
 	}
-	tlsCfg, err := tlsConfig(o.CA)
+	tlsCfg, err := tlsConfig(o.CA, c)
 	if err != nil {
 		return nil, err
 	}
@@ -83,11 +101,18 @@ func newSteps(o options, log *slog.Logger) (*steps, error) {
 	if retries == 0 {
 		retries = -1 // fetch.Config: negative means never retry
 	}
-	d, err := fetch.New(fetch.Config{
+	fc := fetch.Config{
 		TLSConfig: tlsCfg, AllowInsecure: o.AllowInsecure, Logger: log,
 		Timeout: o.FetchTimeout.Duration, MaxRetries: retries,
 		BackoffMin: o.FetchBackoff.Duration, BackoffMax: o.FetchBackoffMax.Duration,
-	})
+	}
+	if c != nil {
+		// coaps package sources: source.psk and the device certificate
+		// of the credential file, servers verified against the system
+		// roots and source.ca.
+		fc.DialCoAPS = c.DialCoAPS
+	}
+	d, err := fetch.New(fc)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +133,9 @@ func newSteps(o options, log *slog.Logger) (*steps, error) {
 
 func trustedRoot(o options) ([]byte, error) {
 	if o.Trust != "" {
-		b, err := os.ReadFile(o.Trust)
+		// The root of all package verification: refused when other
+		// users could replace it.
+		b, err := creds.ReadProtected(o.Trust)
 		if err != nil {
 			return nil, fmt.Errorf("trust: %w", err)
 		}
@@ -124,21 +151,27 @@ func trustedRoot(o options) ([]byte, error) {
 	return nil, nil
 }
 
-// tlsConfig trusts the system roots plus the PEM file ca, if any.
-func tlsConfig(ca string) (*tls.Config, error) {
-	if ca == "" {
-		return nil, nil
+// tlsConfig trusts the system roots plus the PEM file ca and the
+// credential file's source.ca, if any. Certificates are always verified:
+// there is no switch to skip it (give a development server's CA with --ca).
+func tlsConfig(ca string, c *creds.Credentials) (*tls.Config, error) {
+	if ca == "" && (c == nil || len(c.SourceCAs) == 0) {
+		return nil, nil // fetch's default: the system roots
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
+	var pool *x509.CertPool
+	if c != nil {
+		pool = c.SourceRoots(true)
+	} else if pool, _ = x509.SystemCertPool(); pool == nil {
 		pool = x509.NewCertPool()
 	}
-	pem, err := os.ReadFile(ca)
-	if err != nil {
-		return nil, fmt.Errorf("ca: %w", err)
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("ca %s: no PEM certificates in it", ca)
+	if ca != "" {
+		pem, err := creds.ReadProtected(ca)
+		if err != nil {
+			return nil, fmt.Errorf("ca: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca %s: no PEM certificates in it", ca)
+		}
 	}
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
@@ -196,6 +229,9 @@ func (s *steps) reexec(exe string, log *slog.Logger) error {
 	args := append([]string{exe}, os.Args[1:]...)
 	if s.coapAddr != "" {
 		args = append(args, "--coap", s.coapAddr)
+	}
+	if s.coapsAddr != "" {
+		args = append(args, "--coaps", s.coapsAddr)
 	}
 	log.Info("restarting into the new version", "exec", exe)
 	return syscall.Exec(exe, args, os.Environ())

@@ -48,6 +48,14 @@ type Config struct {
 	// AllowInsecure accepts http:// and coap:// package URLs.
 	AllowInsecure bool
 
+	// Authorizer decides every request to the OCF server (internal/acl);
+	// nil allows everything.
+	Authorizer ocf.Authorizer
+	// CoAPSAddr, when set, is the UDP address of the CoAPs (DTLS)
+	// endpoint, e.g. ":5684" or "127.0.0.1:0", served with DTLS.
+	CoAPSAddr string
+	DTLS      ocf.DTLSConfig
+
 	Checker   step.Checker
 	Fetcher   step.Fetcher
 	Installer step.Installer
@@ -221,11 +229,27 @@ func (a *Agent) Run(ctx context.Context) error {
 	return err
 }
 
-// listen binds the CoAP address. A wildcard address (":5683") gets one
-// socket per family, because multicast discovery joins 224.0.1.187 on an
-// IPv4 socket and ff02::158 on an IPv6 one; a host without IPv6 still
-// serves IPv4.
+// listen binds the CoAP address, and the CoAPs one if configured. A
+// wildcard CoAP address (":5683") gets one socket per family, because
+// multicast discovery joins 224.0.1.187 on an IPv4 socket and ff02::158 on
+// an IPv6 one; a host without IPv6 still serves IPv4.
 func (a *Agent) listen(ctx context.Context) error {
+	if err := a.listenPlain(ctx); err != nil {
+		return err
+	}
+	if a.cfg.CoAPSAddr == "" {
+		return nil
+	}
+	// One dual-stack socket: CoAPs has no multicast to join per family.
+	if _, err := a.srv.ListenDTLS(ctx, "udp", a.cfg.CoAPSAddr, a.cfg.DTLS); err != nil {
+		_ = a.srv.Close()
+		return fmt.Errorf("listen coaps %s: %w", a.cfg.CoAPSAddr, err)
+	}
+	return nil
+}
+
+// listenPlain binds the CoAP address.
+func (a *Agent) listenPlain(ctx context.Context) error {
 	host, port, err := net.SplitHostPort(a.cfg.CoAPAddr)
 	if err != nil {
 		return fmt.Errorf("coap address %q: %w", a.cfg.CoAPAddr, err)

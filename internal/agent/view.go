@@ -21,8 +21,9 @@ func (a *Agent) buildServer() error {
 		date = a.cfg.Device.ManufacturingDate.UTC().Format(time.DateOnly)
 	}
 	srv, err := ocf.NewServer(ocf.Config{
-		Logger:    a.log,
-		Multicast: a.cfg.Multicast,
+		Logger:     a.log,
+		Multicast:  a.cfg.Multicast,
+		Authorizer: a.cfg.Authorizer,
 		Device: ocf.DeviceInfo{ID: a.st.Identity.DI, Name: a.cfg.Device.Name, PIID: a.st.Identity.PIID,
 			Model: a.cfg.Device.Model, SoftwareVersion: a.st.installedVersion(a.cfg)},
 		Platform: ocf.PlatformInfo{ID: a.st.Identity.PI, ManufacturerName: a.cfg.Device.Manufacturer,

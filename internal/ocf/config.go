@@ -21,10 +21,13 @@ const (
 
 // Authorizer decides whether a peer may perform a request. It is called for
 // every request to a known href, before Resource.Serve, with observe true for
-// an Observe registration. It returns 0 (codes.Empty) to allow, or the error
-// code to answer (typically codes.Unauthorized or codes.Forbidden). A nil
-// Authorizer allows everything; the security work plugs its access rules in
-// here.
+// an Observe registration (and once more, earlier, for every POST, PUT and
+// DELETE, before its body is buffered). It returns 0 (codes.Empty) to
+// allow, or the error code to answer (typically codes.Unauthorized for an
+// unauthenticated peer, codes.Forbidden for an authenticated one). /oic/res
+// also asks it, with an anonymous Peer and GET, whether a resource may be
+// advertised with its plain coap endpoints. A nil Authorizer allows
+// everything; internal/acl is the device's.
 type Authorizer interface {
 	Authorize(peer Peer, href string, method codes.Code, observe bool) codes.Code
 }

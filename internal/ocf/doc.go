@@ -1,6 +1,7 @@
 // Package ocf is the OCF server core: OCF resources served over CoAP/UDP
-// (go-coap v3), with the core resources /oic/res, /oic/d and /oic/p,
-// Observe, block-wise responses and multicast discovery.
+// and CoAPs (DTLS; go-coap v3 and pion/dtls v3), with the core resources
+// /oic/res, /oic/d and /oic/p, Observe, block-wise responses, multicast
+// discovery, and an Authorizer consulted for every request.
 //
 // # Using it
 //
@@ -17,18 +18,47 @@
 //	if err := srv.Handle(swuResource); err != nil { ... } // implements ocf.Resource
 //	if _, err := srv.Listen(ctx, "udp4", ":5683"); err != nil { ... }
 //	if _, err := srv.Listen(ctx, "udp6", "[::]:5683"); err != nil { ... }
+//	if _, err := srv.ListenDTLS(ctx, "udp", ":5684", ocf.DTLSConfig{
+//		PSK: lookupPSK, Certificate: &deviceCert, ClientCAs: operatorCAs,
+//	}); err != nil { ... }
 //	go func() { ... srv.Notify("/oc/swu") after every state change ... }()
 //	return srv.Serve(ctx) // until ctx is done; closes everything
 //
 // # From datagram to Resource.Serve
 //
-// Each listener is a go-coap UDP server whose handler is handleCoAP
+// Each listener is a go-coap UDP or DTLS server whose handler is handleCoAP
 // (handler.go). It drops what is not a request, checks the request in the
 // order of DESIGN.md's "Wire format" (method 4.05, href 4.04, body size
 // 4.13, content format 4.15, Accept 4.06, if= 4.03), asks the Authorizer,
 // registers or removes an observer, and calls Resource.Serve. The Response is
 // encoded as CBOR, cut into a Block2 block when large (blockwise.go), and
 // sent by reply.go. Every error reply carries a Diagnostic.
+//
+// # Security
+//
+// Config.Authorizer is asked for every request to a known href, with the
+// Peer the listener established and observe true for an Observe
+// registration; its 4.01 or 4.03 is answered with a Diagnostic, and the
+// resource is not called. A change (POST, PUT, DELETE) is authorized right
+// after the href is known, before its body is buffered, so a peer that may
+// not change anything cannot fill the Block1 store either.
+//
+// A CoAPs listener (dtls.go) runs pion/dtls under go-coap's DTLS server
+// with PSK (PSKCipherSuites) and/or ECDSA P-256 certificates
+// (CertificateCipherSuites, client certificates required and verified
+// against DTLSConfig.ClientCAs). The Peer of a request over it carries how
+// the peer authenticated (AuthPSK, AuthCert) and who it is: the PSK
+// identity the client sent, or the subject common name of its verified
+// certificate (OCF puts "uuid:<uuid>" there). Every CoAPs peer is
+// authenticated; plain CoAP peers never are.
+//
+// Sessions are bounded (DTLSConfig): at most MaxSessions at a time,
+// handshakes included, and MaxHandshakesPerSource handshakes in progress
+// per source IP; a session beyond either bound is closed before its
+// handshake starts, which costs the device nothing but the ClientHello.
+// A handshake is given HandshakeTimeout; a session idle for IdleTimeout
+// without observers is closed. Resets and Empty messages are dropped as
+// over plain CoAP. pion's log lines go to the Logger at debug level.
 //
 // # Wire format
 //
@@ -68,7 +98,10 @@
 // # Discovery
 //
 // /oic/res lists every resource whose optional Discoverable method does not
-// say false, with rt, if, p.bm, eps and anchor ocf://<di>; rt= filters. A
+// say false, with rt, if, p.bm, eps and anchor ocf://<di>; rt= filters. The
+// eps of a resource are the coaps endpoints, and the coap ones too when the
+// Authorizer lets an anonymous peer read it: a secure resource advertises
+// coaps only. A
 // multicast request (224.0.1.187 or ff02::158, port 5683, joined when
 // Config.Multicast is set) gets no reply when nothing matches, and never an
 // error reply.

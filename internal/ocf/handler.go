@@ -82,7 +82,7 @@ func (s *Server) handleCoAP(l *listener, w *responsewriter.ResponseWriter[*udpCl
 	if rep.block1 == nil {
 		rep.block1 = req.block1
 	}
-	s.cfg.Logger.Debug("coap request", "peer", req.Peer.Addr, "method", r.Code().String(),
+	s.cfg.Logger.Debug("coap request", "peer", req.Peer.Addr, "identity", req.Peer.Identity, "method", r.Code().String(),
 		"href", req.href, "code", rep.code.String(), "multicast", req.Multicast)
 	// RFC 7252 §8.1: errors to multicast requests stay unsaid, and so does
 	// a discovery that matched nothing.
@@ -130,6 +130,14 @@ func (s *Server) parse(r *pool.Message, peer Peer, cc *udpClient.Conn) (*request
 	res := s.resource(req.href)
 	if res == nil {
 		return fail(codes.NotFound, "", "no resource at "+req.href)
+	}
+	// A change is authorized before its body is looked at, so a peer that
+	// may not change anything cannot make the server buffer Block1
+	// transfers for it. serveRequest asks again for every request.
+	if req.Method != codes.GET {
+		if code := s.authorize(req.Peer, req.href, req.Method, false); code != codes.Empty {
+			return req, s.denied(req.Method, code)
+		}
 	}
 
 	if len(body) > s.cfg.MaxBodySize {
@@ -207,10 +215,8 @@ func (s *Server) serveRequest(ctx context.Context, req *request, cc *udpClient.C
 	register := req.Method == codes.GET && req.hasObserve && req.observe == 0 &&
 		req.block2.num == 0 && !req.Multicast && res.Observable()
 	req.Observe = register
-	if s.cfg.Authorizer != nil {
-		if code := s.cfg.Authorizer.Authorize(req.Peer, req.href, req.Method, register); code != codes.Empty {
-			return s.encode(req.Method, ErrorResponse(code, "", "access denied")), nil
-		}
+	if code := s.authorize(req.Peer, req.href, req.Method, register); code != codes.Empty {
+		return s.denied(req.Method, code), nil
 	}
 	if req.Method == codes.GET && req.hasObserve && req.observe == 1 {
 		s.obs.remove(s.obs.get(observerKey{cc: cc, token: string(req.token)}))
@@ -306,4 +312,24 @@ func defaultCode(method codes.Code) codes.Code {
 	default:
 		return codes.Content
 	}
+}
+
+// authorize asks the Authorizer, if any; codes.Empty allows.
+func (s *Server) authorize(peer Peer, href string, method codes.Code, observe bool) codes.Code {
+	if s.cfg.Authorizer == nil {
+		return codes.Empty
+	}
+	return s.cfg.Authorizer.Authorize(peer, href, method, observe)
+}
+
+// denied is the reply to a request the Authorizer refused with code.
+func (s *Server) denied(method codes.Code, code codes.Code) reply {
+	msg := "access denied"
+	switch code {
+	case codes.Unauthorized:
+		msg = "authentication required: use CoAPs with credentials the device trusts"
+	case codes.Forbidden:
+		msg = "not permitted by the device's access control list"
+	}
+	return s.encode(method, ErrorResponse(code, "", msg))
 }

@@ -93,10 +93,15 @@ func (r *resResource) links(rts []string, loopbackPeer bool) []link {
 	slices.SortFunc(res, func(a, b Resource) int { return strings.Compare(a.Href(), b.Href()) })
 
 	anchor := "ocf://" + r.s.cfg.Device.ID
-	eps := make([]linkEP, 0, 4)
+	var plain, secure []linkEP
 	for _, e := range r.s.endpoints("") {
-		if loopbackPeer || !e.ip.IsLoopback() {
-			eps = append(eps, linkEP{EP: e.String()})
+		if !loopbackPeer && e.ip.IsLoopback() {
+			continue
+		}
+		if e.scheme == "coaps" {
+			secure = append(secure, linkEP{EP: e.String()})
+		} else {
+			plain = append(plain, linkEP{EP: e.String()})
 		}
 	}
 	links := make([]link, 0, len(res))
@@ -112,6 +117,13 @@ func (r *resResource) links(rts []string, loopbackPeer bool) []link {
 		if x.Observable() {
 			bm |= BitmapObservable
 		}
+		// A resource an anonymous peer may not read is a secure one: it
+		// lists only its coaps endpoints.
+		eps := make([]linkEP, 0, len(plain)+len(secure))
+		if r.s.authorize(Peer{}, x.Href(), codes.GET, false) == codes.Empty {
+			eps = append(eps, plain...)
+		}
+		eps = append(eps, secure...)
 		links = append(links, link{
 			Href: x.Href(), RT: types, IF: x.Interfaces(),
 			P: linkPolicy{BM: bm}, EPS: eps, Anchor: anchor,

@@ -6,13 +6,23 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
-// Peer describes who sent a request. Issue 5 (security) fills Identity and
-// Secure from the DTLS session; over plain CoAP Secure is false.
+// Peer describes who sent a request. A CoAPs listener fills Secure, Auth and
+// Identity from the DTLS session once its handshake succeeded; over plain
+// CoAP Secure is false and Auth and Identity are empty.
 type Peer struct {
 	Addr     string // remote address, host:port
-	Secure   bool   // request arrived over CoAPs
-	Identity string // PSK identity or certificate subject; empty when unauthenticated
+	Secure   bool   // request arrived over CoAPs, from a peer that completed the handshake
+	Auth     string // how the peer authenticated: AuthPSK or AuthCert; empty over plain CoAP
+	Identity string // the PSK identity, or the certificate subject's common name
 }
+
+// How a secure Peer authenticated. An identity means nothing without its
+// kind: a certificate whose CN is "operator" is not the PSK identity
+// "operator".
+const (
+	AuthPSK  = "psk"  // pre-shared key; Identity is the PSK identity the client sent
+	AuthCert = "cert" // X.509 certificate verified against the trust anchors; Identity is its subject CN
+)
 
 // Request is a CoAP request as a Resource sees it, after the server checked
 // content format, body size and interface.

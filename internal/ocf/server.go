@@ -11,13 +11,12 @@ import (
 	coapNet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
-	"github.com/plgd-dev/go-coap/v3/udp/server"
 )
 
 // ErrClosed is returned by Listen and Handle after Close.
 var ErrClosed = errors.New("ocf server closed")
 
-// Server is an OCF server over CoAP/UDP: it owns the listeners, the
+// Server is an OCF server over CoAP/UDP and CoAPs (DTLS): it owns the listeners, the
 // resources by href, the observers, and the core resources /oic/res, /oic/d
 // and /oic/p. Its methods are safe for concurrent use.
 type Server struct {
@@ -41,15 +40,23 @@ type Server struct {
 // listener is one bound socket and the go-coap server reading it.
 type listener struct {
 	network string
-	scheme  string // "coap"; a DTLS listener will be "coaps"
+	scheme  string // "coap", or "coaps" for a DTLS listener
 	addr    *net.UDPAddr
-	srv     *server.Server
+	srv     interface{ Stop() } // go-coap's UDP or DTLS server
+	dtls    *dtlsListener       // the session bounds of a DTLS listener; nil for plain CoAP
 }
 
 // peer describes the sender on this listener. Over plain CoAP no identity
-// is known; a DTLS listener will fill Secure and Identity.
+// is known; over CoAPs it is the one the DTLS handshake established.
 func (l *listener) peer(cc *udpClient.Conn) Peer {
-	return Peer{Addr: cc.RemoteAddr().String()}
+	p := Peer{Addr: cc.RemoteAddr().String()}
+	if l.dtls == nil {
+		return p
+	}
+	if dc, ok := cc.NetConn().(*dtlsConn); ok {
+		p.Auth, p.Identity, p.Secure = dc.identity()
+	}
+	return p
 }
 
 // NewServer validates cfg and returns a Server with /oic/res, /oic/d and
@@ -138,7 +145,8 @@ func (s *Server) Listen(ctx context.Context, network, addr string) (net.Addr, er
 			return nil, fmt.Errorf("listen %s %s: %w", network, addr, err)
 		}
 	}
-	l.srv = udp.NewServer(s.coapConfig(l))
+	srv := udp.NewServer(s.coapConfig(l))
+	l.srv = srv
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -150,7 +158,7 @@ func (s *Server) Listen(ctx context.Context, network, addr string) (net.Addr, er
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := l.srv.Serve(conn); err != nil {
+		if err := srv.Serve(conn); err != nil {
 			select {
 			case s.serveErr <- fmt.Errorf("serve %s: %w", l.addr, err):
 			default:

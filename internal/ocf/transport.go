@@ -11,11 +11,13 @@ import (
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 	"github.com/plgd-dev/go-coap/v3/udp/server"
+
+	dtlsServer "github.com/plgd-dev/go-coap/v3/dtls/server"
 )
 
-// go-coap wiring. Each listener runs its own go-coap UDP server (go-coap
-// serves one socket per server); all of them share the handler, the
-// observers and the lifetime of the Server.
+// go-coap wiring. Each listener runs its own go-coap UDP or DTLS server
+// (go-coap serves one socket per server); all of them share the handler,
+// the observers and the lifetime of the Server.
 
 const (
 	// maxDatagram lets any UDP datagram reach the handler, so a body over
@@ -36,22 +38,67 @@ type serverOption func(*server.Config)
 
 func (o serverOption) UDPServerApply(cfg *server.Config) { o(cfg) }
 
+// dtlsServerOption is serverOption for go-coap's DTLS server.
+type dtlsServerOption func(*dtlsServer.Config)
+
+func (o dtlsServerOption) DTLSServerApply(cfg *dtlsServer.Config) { o(cfg) }
+
 // coapConfig configures the go-coap server of listener l.
 func (s *Server) coapConfig(l *listener) serverOption {
 	return func(cfg *server.Config) {
+		h := s.hooks(l, connIdleTimeout)
 		cfg.Ctx = s.lifetime()
-		cfg.Errors = func(err error) {
-			if done, ok := s.track(); ok {
-				defer done()
-				s.cfg.Logger.Debug("coap transport", "err", err)
-			}
-		}
+		cfg.Errors = h.errors
 		cfg.MaxMessageSize = maxDatagram
 		// Block2 is ours (blockwise.go); go-coap's would buffer every
 		// body and keep a cache per transfer.
 		cfg.BlockwiseEnable = false
 		cfg.PeriodicRunner = s.runPeriodic
-		cfg.Handler = func(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
+		cfg.Handler = h.handler
+		cfg.RequestMonitor = s.screen
+		cfg.OnNewConn = h.onNewConn
+		cfg.CreateInactivityMonitor = h.inactivity
+	}
+}
+
+// dtlsCoAPConfig configures the go-coap DTLS server of listener l: the same
+// handling as plain CoAP, the session idle timeout of d, and go-coap's
+// handshake timeout (the listener itself bounds the handshakes in flight).
+func (s *Server) dtlsCoAPConfig(l *listener, d DTLSConfig) dtlsServerOption {
+	return func(cfg *dtlsServer.Config) {
+		h := s.hooks(l, d.IdleTimeout)
+		cfg.Ctx = s.lifetime()
+		cfg.Errors = h.errors
+		cfg.MaxMessageSize = maxDatagram
+		cfg.BlockwiseEnable = false
+		cfg.PeriodicRunner = s.runPeriodic
+		cfg.Handler = h.handler
+		cfg.RequestMonitor = s.screen
+		cfg.OnNewConn = h.onNewConn
+		cfg.CreateInactivityMonitor = h.inactivity
+		cfg.HandshakeTimeout = d.HandshakeTimeout
+	}
+}
+
+// coapHooks are the callbacks both go-coap servers get.
+type coapHooks struct {
+	errors     func(error)
+	handler    func(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message)
+	onNewConn  func(cc *udpClient.Conn)
+	inactivity func() udpClient.InactivityMonitor
+}
+
+// hooks builds the callbacks for listener l; a connection that stays idle
+// for idle and observes nothing is closed.
+func (s *Server) hooks(l *listener, idle time.Duration) coapHooks {
+	return coapHooks{
+		errors: func(err error) {
+			if done, ok := s.track(); ok {
+				defer done()
+				s.cfg.Logger.Debug("coap transport", "scheme", l.scheme, "err", err)
+			}
+		},
+		handler: func(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
 			// go-coap's Stop does not wait for its per-peer goroutines;
 			// tracking the handler makes Close wait for requests in
 			// flight, so no Resource.Serve runs after Close returns.
@@ -59,20 +106,19 @@ func (s *Server) coapConfig(l *listener) serverOption {
 				defer done()
 				s.handleCoAP(l, w, r)
 			}
-		}
-		cfg.RequestMonitor = s.screen
-		cfg.OnNewConn = func(cc *udpClient.Conn) {
+		},
+		onNewConn: func(cc *udpClient.Conn) {
 			cc.AddOnClose(func() { s.obs.removeConn(cc) })
-		}
-		cfg.CreateInactivityMonitor = func() udpClient.InactivityMonitor {
+		},
+		inactivity: func() udpClient.InactivityMonitor {
 			return udpClient.DeferInactivityWhileConfirmableMessagesPending(
-				inactivity.New(connIdleTimeout, func(cc *udpClient.Conn) {
+				inactivity.New(idle, func(cc *udpClient.Conn) {
 					if s.obs.hasConn(cc) {
 						return // its observers keep it; a failed notification removes them
 					}
 					_ = cc.Close()
 				}))
-		}
+		},
 	}
 }
 
