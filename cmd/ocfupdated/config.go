@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -95,12 +94,35 @@ func defaultDataDir() string {
 	return "ocfupdated-data"
 }
 
-// parseOptions reads args: the config file named by --config first, then
-// the flags that were set explicitly.
+// parseOptions reads args over the defaults, or over the config file named
+// by --config: the flags are bound to the options and parsed once to find
+// the file, then again over the file's values, so flags given explicitly win.
 func parseOptions(args []string) (options, error) {
 	o := defaultOptions()
+	var configFile string
+	fs := newFlagSet(&o, &configFile)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if configFile != "" {
+		o = defaultOptions()
+		if err := readConfig(configFile, &o); err != nil {
+			return o, err
+		}
+		if err := newFlagSet(&o, &configFile).Parse(args); err != nil {
+			return o, err
+		}
+	}
+	return o, o.validate()
+}
+
+// newFlagSet binds every flag to a field of o.
+func newFlagSet(o *options, configFile *string) *flag.FlagSet {
 	fs := flag.NewFlagSet("ocfupdated", flag.ContinueOnError)
-	configFile := fs.String("config", "", "JSON config file (keys as the flags, with _ for -)")
+	fs.StringVar(configFile, "config", "", "JSON config file (keys as the flags, with _ for -)")
 	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "directory for state, downloads and slots")
 	fs.StringVar(&o.CoAP, "coap", o.CoAP, "CoAP (UDP) listen address")
 	fs.BoolVar(&o.Multicast, "multicast", o.Multicast, "answer multicast discovery (only when on port 5683)")
@@ -133,29 +155,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.DTLSMaxHandshakes, "dtls-max-handshakes-per-source", o.DTLSMaxHandshakes, "most CoAPs handshakes in progress per source IP (0: default)")
 	fs.Var(&o.DTLSHandshakeTimeout, "dtls-handshake-timeout", "time limit of a CoAPs handshake (0: default)")
 	fs.Var(&o.DTLSIdleTimeout, "dtls-idle-timeout", "close CoAPs sessions idle that long without observers (0: default)")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	if *configFile != "" {
-		fromFile := defaultOptions()
-		if err := readConfig(*configFile, &fromFile); err != nil {
-			return o, err
-		}
-		var err error
-		fs.Visit(func(f *flag.Flag) { // flags given explicitly win over the file
-			if f.Name != "config" && err == nil {
-				err = applyFlag(&fromFile, f.Name, f.Value.String())
-			}
-		})
-		if err != nil {
-			return o, err
-		}
-		o = fromFile
-	}
-	return o, o.validate()
+	return fs
 }
 
 func readConfig(path string, o *options) error {
@@ -167,90 +167,6 @@ func readConfig(path string, o *options) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(o); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
-	}
-	return nil
-}
-
-// applyFlag sets one option by flag name (used to let flags override the file).
-func applyFlag(o *options, name, v string) error {
-	b := v == "true"
-	switch name {
-	case "data-dir":
-		o.DataDir = v
-	case "coap":
-		o.CoAP = v
-	case "multicast":
-		o.Multicast = b
-	case "href":
-		o.Href = v
-	case "name":
-		o.Name = v
-	case "model":
-		o.Model = v
-	case "version":
-		o.Version = v
-	case "manufacturer":
-		o.Manufacturer = v
-	case "manufacturing-date":
-		o.MfgDate = v
-	case "vendor-url":
-		o.VendorURL = v
-	case "allow-insecure":
-		o.AllowInsecure = b
-	case "log-level":
-		o.LogLevel = v
-	case "trust":
-		o.Trust = v
-	case "ca":
-		o.CA = v
-	case "installer":
-		o.Installer = v
-	case "install-command":
-		o.InstallCommand = v
-	case "health-command":
-		o.HealthCommand = v
-	case "restart":
-		o.Restart = b
-	case "fetch-timeout":
-		return o.FetchTimeout.Set(v)
-	case "fetch-retries":
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("--fetch-retries: %w", err)
-		}
-		o.FetchRetries = n
-	case "fetch-backoff":
-		return o.FetchBackoff.Set(v)
-	case "fetch-backoff-max":
-		return o.FetchBackoffMax.Set(v)
-	case "install-timeout":
-		return o.InstallTimeout.Set(v)
-	case "health-timeout":
-		return o.HealthTimeout.Set(v)
-	case "coaps":
-		o.CoAPS = v
-	case "creds":
-		o.Creds = v
-	case "acl":
-		o.ACL = v
-	case "insecure-open-acl":
-		o.InsecureOpenACL = b
-	case "dtls-max-sessions", "dtls-max-handshakes-per-source":
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("--%s: %w", name, err)
-		}
-		if name == "dtls-max-sessions" {
-			o.DTLSMaxSessions = n
-		} else {
-			o.DTLSMaxHandshakes = n
-		}
-	case "dtls-handshake-timeout":
-		return o.DTLSHandshakeTimeout.Set(v)
-	case "dtls-idle-timeout":
-		return o.DTLSIdleTimeout.Set(v)
-	default:
-		return fmt.Errorf("unknown flag %s", name)
 	}
 	return nil
 }
