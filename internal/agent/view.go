@@ -111,6 +111,12 @@ func (a *Agent) refreshView() {
 // publish refreshes the view after a commit and notifies the observers of
 // each resource whose representation changed.
 func (a *Agent) publish(old persisted) {
+	// /oic/d first: a client told "result 1" must find the new sv there.
+	if sv := a.st.installedVersion(a.cfg); sv != old.installedVersion(a.cfg) {
+		if err := a.srv.SetSoftwareVersion(sv); err != nil {
+			a.log.Error("set sv", "err", err)
+		}
+	}
 	a.viewMu.RLock()
 	oldView, oldP := a.view, a.pview
 	a.viewMu.RUnlock()
@@ -123,11 +129,6 @@ func (a *Agent) publish(old persisted) {
 	}
 	if pChanged {
 		a.srv.Notify(pstat.Href)
-	}
-	if sv := a.st.installedVersion(a.cfg); sv != old.installedVersion(a.cfg) {
-		if err := a.srv.SetSoftwareVersion(sv); err != nil {
-			a.log.Error("set sv", "err", err)
-		}
 	}
 }
 
