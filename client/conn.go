@@ -1,8 +1,24 @@
 // Package client is the operator's library for devices running ocfupdated
-// (or any OCF device with oic.r.softwareupdate): connect to an endpoint,
-// find the software update resource through /oic/res, read and observe it,
-// and ask for updates. Every call takes a context; device errors carry the
-// device's diagnostic payload.
+// (or any OCF device with oic.r.softwareupdate). Every call takes a
+// context; a device's refusal is a *DeviceError carrying its diagnostic
+// (which property, and why).
+//
+//   - Discover finds devices by multicast (224.0.1.187 and ff02::158, port
+//     5683) and at given endpoints, and reads what each runs (/oic/d) and
+//     where its update stands.
+//   - Open returns a Device: the software update resource, found through
+//     /oic/res by its rt (never a fixed href), on a connection that is
+//     dialled again whenever it breaks (a device restarting into its new
+//     version closes its socket for a moment). Device reads (Info, Status),
+//     updates (Update: purl, swupdateaction, updatetime), triggers through
+//     pstat tm (Trigger), observes (Observe, Watch with a callback, Events
+//     with a channel) and waits for an action to finish with progress
+//     events (Wait).
+//   - Rollout upgrades a fleet in waves with bounded concurrency, halts when
+//     failures pass a threshold, and returns a per-device Report;
+//     PlanRollout is its dry run.
+//   - Conn is the low-level connection underneath: Get, Post, Observe,
+//     Links, FindResource on any href.
 package client
 
 import (
@@ -62,59 +78,107 @@ func (e *DeviceError) Error() string {
 // ParseEndpoint accepts "coap://host:port", "host:port" or "host" (port
 // 5683) and returns host:port. An IPv6 host may carry a zone
 // ("[fe80::1%eth0]:5683", in a URL also escaped as "%25eth0"), as
-// multicast discovery reports link-local devices.
+// multicast discovery reports link-local devices. coaps:// endpoints are
+// for DialSecure (see SplitEndpoint).
 func ParseEndpoint(endpoint string) (string, error) {
+	scheme, addr, err := SplitEndpoint(endpoint)
+	if err != nil {
+		return "", err
+	}
+	if scheme != SchemeCoAP {
+		return "", fmt.Errorf("endpoint %q: scheme %q needs credentials (use coap://, or DialSecure)", endpoint, scheme)
+	}
+	return addr, nil
+}
+
+// URL schemes of device endpoints.
+const (
+	SchemeCoAP  = "coap"  // CoAP over UDP, default port 5683
+	SchemeCoAPS = "coaps" // CoAP over DTLS, default port 5684
+)
+
+// SplitEndpoint accepts "coap://host:port", "coaps://host:port",
+// "host:port" or "host" and returns the scheme (coap when none is given)
+// and host:port, with the scheme's default port when none is given.
+func SplitEndpoint(endpoint string) (scheme, addr string, err error) {
 	ep := strings.TrimSpace(endpoint)
-	if scheme, rest, ok := strings.Cut(ep, "://"); ok {
-		if !strings.EqualFold(scheme, "coap") {
-			return "", fmt.Errorf("endpoint %q: scheme %q not supported (use coap://)", endpoint, scheme)
+	scheme = SchemeCoAP
+	if sc, rest, ok := strings.Cut(ep, "://"); ok {
+		scheme = strings.ToLower(sc)
+		if scheme != SchemeCoAP && scheme != SchemeCoAPS {
+			return "", "", fmt.Errorf("endpoint %q: scheme %q not supported (use coap:// or coaps://)", endpoint, sc)
 		}
 		// Not url.Parse: it rejects a zone written with a bare "%".
 		ep = strings.TrimSuffix(rest, "/")
 		if strings.ContainsAny(ep, "/?#") {
-			return "", fmt.Errorf("endpoint %q: must not have a path", endpoint)
+			return "", "", fmt.Errorf("endpoint %q: must not have a path", endpoint)
 		}
 		ep = strings.ReplaceAll(ep, "%25", "%")
 	}
 	if ep == "" {
-		return "", fmt.Errorf("endpoint %q: no host", endpoint)
+		return "", "", fmt.Errorf("endpoint %q: no host", endpoint)
 	}
 	if _, _, err := net.SplitHostPort(ep); err != nil {
-		ep = net.JoinHostPort(strings.Trim(ep, "[]"), "5683")
+		port := "5683"
+		if scheme == SchemeCoAPS {
+			port = "5684"
+		}
+		ep = net.JoinHostPort(strings.Trim(ep, "[]"), port)
 	}
 	host, port, err := net.SplitHostPort(ep)
 	if err != nil {
-		return "", fmt.Errorf("endpoint %q: %w", endpoint, err)
+		return "", "", fmt.Errorf("endpoint %q: %w", endpoint, err)
 	}
 	if host == "" {
-		return "", fmt.Errorf("endpoint %q: no host", endpoint)
+		return "", "", fmt.Errorf("endpoint %q: no host", endpoint)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", fmt.Errorf("endpoint %q: bad port %q", endpoint, port)
+		return "", "", fmt.Errorf("endpoint %q: bad port %q", endpoint, port)
 	}
-	return ep, nil
+	return scheme, ep, nil
 }
 
 // Dial connects to endpoint over CoAP (UDP). ctx bounds only the dial.
+// Devices serve only discovery and /oic/d to unauthenticated peers, unless
+// configured otherwise: see DialSecure.
 func Dial(ctx context.Context, endpoint string) (*Conn, error) {
 	addr, err := ParseEndpoint(endpoint)
 	if err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	c := &Conn{endpoint: "coap://" + addr, stop: make(chan struct{})}
-	cc, err := udp.Dial(addr,
+	return dial(ctx, SchemeCoAP, addr, nil)
+}
+
+// coapOptions are the go-coap options of every connection.
+func (c *Conn) coapOptions() []udp.Option {
+	return []udp.Option{
 		options.WithPeriodicRunner(c.periodic),
 		options.WithBlockwise(true, 6, 30*time.Second), // responses such as /oic/res may span blocks
 		options.WithErrors(func(error) {}),             // errors reach callers through return values
 		options.WithContext(context.Background()),
-	)
+	}
+}
+
+// dial opens a connection; sec is required for coaps.
+func dial(ctx context.Context, scheme, addr string, sec *Security) (*Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c := &Conn{endpoint: scheme + "://" + addr, stop: make(chan struct{})}
+	var cc *udpClient.Conn
+	var err error
+	if scheme == SchemeCoAPS {
+		cc, err = dialDTLS(ctx, addr, sec, c.coapOptions())
+	} else {
+		cc, err = udp.Dial(addr, c.coapOptions()...)
+		if err != nil {
+			err = fmt.Errorf("dial %s: %w", addr, err)
+		}
+	}
 	if err != nil {
 		close(c.stop)
 		c.wg.Wait()
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+		return nil, err
 	}
 	c.cc = cc
 	return c, nil

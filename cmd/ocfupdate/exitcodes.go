@@ -20,7 +20,27 @@ const (
 	// malformed flag value (duration, role, number, output format), or
 	// flags that do not go together. Running it again cannot succeed.
 	exitUsage = 2
+	// exitHalted: a rollout halted because more devices failed than
+	// --max-failures tolerates. The report says which and why.
+	exitHalted = 3
+	// exitInterrupted: SIGINT or SIGTERM stopped a rollout or an
+	// "update --wait" before it finished (a rollout still writes its
+	// report). Watching commands (watch, repo serve) exit 0 instead: being
+	// stopped is how they end.
+	exitInterrupted = 4
 )
+
+// exitError asks for a specific exit code; the message is still printed.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (x exitError) Error() string { return x.err.Error() }
+func (x exitError) Unwrap() error { return x.err }
+
+// withCode wraps err so that the command exits with code.
+func withCode(code int, err error) error { return exitError{code: code, err: err} }
 
 // usageError marks an error in how the command was called (exitUsage).
 type usageError struct{ err error }
@@ -48,6 +68,9 @@ func (r runError) Unwrap() error { return r.err }
 func exitCode(err error) int {
 	if err == nil {
 		return exitOK
+	}
+	if x, ok := errors.AsType[exitError](err); ok {
+		return x.code
 	}
 	if _, ok := errors.AsType[usageError](err); ok {
 		return exitUsage

@@ -1,6 +1,10 @@
 // Command ocfupdate is the operator's tool for OCF software updates
-// (oic.r.softwareupdate): it builds, signs and serves the TUF repository
-// that devices fetch packages from ("ocfupdate repo ...").
+// (oic.r.softwareupdate): it finds devices and shows where their updates
+// stand (discover, status, watch), updates one device or a fleet in waves
+// (update, rollout), builds, signs and serves the TUF repository that
+// devices fetch packages from ("ocfupdate repo ..."), and shows it all
+// working on loopback (demo). The device side of every command is the
+// importable package client.
 //
 //	ocfupdate [--output table|json] COMMAND [ARGS] [FLAGS]
 //

@@ -40,10 +40,15 @@ func newRootCmd(e *env) *cobra.Command {
 		Short: "Operate OCF software updates: package repositories, devices, rollouts",
 		Long: `ocfupdate is the operator's tool for OCF software updates (oic.r.softwareupdate).
 
+Start with "ocfupdate demo": a repository, devices and a rollout on loopback.
+
+"ocfupdate discover", "status" and "watch" show devices and where their
+updates stand; "update" updates one device, "rollout" a fleet in waves.
 "ocfupdate repo" builds, signs and serves the TUF repository of packages that
 devices fetch their updates from.
 
-Exit codes: 0 success, 1 failure, 2 usage error (see docs/cli.md).`,
+Exit codes: 0 success, 1 failure, 2 usage error, 3 rollout halted, 4
+interrupted (see docs/cli.md).`,
 		Args:          cobra.ArbitraryArgs,
 		RunE:          groupRunE,
 		SilenceErrors: true, // run prints the one-line error itself
@@ -56,6 +61,12 @@ Exit codes: 0 success, 1 failure, 2 usage error (see docs/cli.md).`,
 	root.PersistentFlags().VarP(&e.output, "output", "o", "output format: table or json")
 
 	root.AddCommand(
+		demoCmd(e),
+		discoverCmd(e),
+		statusCmd(e),
+		watchCmd(e),
+		updateCmd(e),
+		rolloutCmd(e),
 		repoCmd(e),
 	)
 	wrapRunErrors(root)

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ocfupdate/ocfupdate/client"
+)
+
+// The demo's fleet: one model, rolled from demoFrom to demoTo.
+const (
+	demoModel = "ocfupdate-demo"
+	demoFrom  = "1.0.0"
+	demoTo    = "1.1.0"
+)
+
+// demoArgs are the arguments of "demo".
+type demoArgs struct {
+	devices     int
+	concurrency int
+	packageSize int64
+	keep        bool
+	interactive bool
+}
+
+func demoCmd(e *env) *cobra.Command {
+	var a demoArgs
+	var plain bool
+	cmd := &cobra.Command{
+		Use:   "demo [--devices N] [--non-interactive]",
+		Short: "See the whole system work: repository, devices and a rollout on loopback",
+		Long: `Run the whole system on this machine, with nothing to set up: create a
+throwaway signed TUF repository with packages ` + demoFrom + ` and ` + demoTo + ` for the model
+"` + demoModel + `", serve it over HTTPS on loopback, start --devices devices on
+` + demoFrom + ` (device agents inside this process, each with its own state, CoAP
+port, TUF client and A/B slots), list them, and roll ` + demoTo + ` out to all of
+them in waves (a canary, half, the rest) with the live view, ending in a
+summary table.
+
+Everything lives in a temporary directory removed at the end (--keep keeps it
+and prints where). On a terminal the devices' progress is drawn live;
+--non-interactive (or output that is not a terminal) prints plain lines.
+Exits 0 only if every device finished on ` + demoTo + `.`,
+		Example: `  ocfupdate demo
+  ocfupdate demo --devices 20 --non-interactive`,
+		Args: positional(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.interactive = !plain && e.output == formatTable && isTerminal(e.stdout)
+			return runDemo(cmd.Context(), e, &a)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&a.devices, "devices", 5, "how many devices to simulate")
+	f.IntVar(&a.concurrency, "concurrency", 4, "devices updating at once")
+	f.Int64Var(&a.packageSize, "package-size", 512<<10, "payload `BYTES` of each package")
+	f.BoolVar(&a.keep, "keep", false, "keep the temporary directory (repository, device state)")
+	f.BoolVar(&plain, "non-interactive", false, "print plain lines, even on a terminal")
+	return cmd
+}
+
+func runDemo(ctx context.Context, e *env, a *demoArgs) (err error) {
+	switch {
+	case a.devices < 1 || a.devices > 1000:
+		return usagef("--devices %d: want 1 to 1000", a.devices)
+	case a.concurrency < 1:
+		return usagef("--concurrency must be at least 1")
+	case a.packageSize < 1 || a.packageSize > 1<<30:
+		return usagef("--package-size %d: want 1 byte to 1 GiB", a.packageSize)
+	}
+	out := e.stdout
+	if e.output == formatJSON {
+		out = io.Discard // stdout carries only the report
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+
+	dir, err := os.MkdirTemp("", "ocfupdate-demo-")
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	if a.keep {
+		defer say("kept %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	say("== 1. a signed repository with %s and %s for model %s (%d KiB each)", demoFrom, demoTo, demoModel, a.packageSize>>10)
+	logFile, err := os.Create(filepath.Join(dir, "devices.log"))
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer logFile.Close()
+	fl, err := startFleet(ctx, fleetConfig{Dir: dir, Devices: a.devices, Model: demoModel,
+		Versions: []string{demoFrom, demoTo}, PackageSize: a.packageSize,
+		Logger: slog.New(slog.NewTextHandler(logFile, nil))})
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer func() {
+		if serr := fl.stop(); serr != nil && err == nil {
+			err = fmt.Errorf("demo: stopping: %w", serr)
+		}
+	}()
+	say("   serving %s (purl)", fl.purl)
+
+	say("== 2. %d devices on %s, each an OCF server on loopback", a.devices, demoFrom)
+	if err := demoTable(ctx, out, fl.endpoints); err != nil {
+		return err
+	}
+
+	say("== 3. rollout of %s: a canary, then half, then the rest", demoTo)
+	cfg := client.RolloutConfig{PURL: fl.purl, Version: demoTo, Concurrency: a.concurrency,
+		Waves: []client.WaveSize{{N: 1}, {N: 50, Percent: true}, {N: 100, Percent: true}}}
+	rep, err := executeRollout(ctx, out, a.interactive, cfg, fl.endpoints, false)
+	if err != nil {
+		return err
+	}
+
+	say("== 4. summary")
+	if err := e.emit(rep, func(w io.Writer) { reportTable(w, rep) }); err != nil {
+		return err
+	}
+	say("== 5. the devices now")
+	if err := demoTable(ctx, out, fl.endpoints); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return withCode(exitInterrupted, errors.New("demo interrupted"))
+	}
+	if !rep.Complete() || rep.Counts.Succeeded != a.devices {
+		return fmt.Errorf("demo: %d of %d devices on %s", rep.Counts.Succeeded, a.devices, demoTo)
+	}
+	say("all %d devices run %s", a.devices, demoTo)
+	return nil
+}
+
+// demoTable shows the devices as discover does.
+func demoTable(ctx context.Context, w io.Writer, eps []string) error {
+	devs, err := client.Discover(ctx, client.DiscoverOptions{Endpoints: eps})
+	if err != nil {
+		return err
+	}
+	e := &env{stdout: w, output: formatTable}
+	return e.emit(nil, func(w io.Writer) { devicesTable(w, devs) })
+}

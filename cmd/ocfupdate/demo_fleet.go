@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ocfupdate/ocfupdate/internal/agent"
+	"github.com/ocfupdate/ocfupdate/internal/fetch"
+	"github.com/ocfupdate/ocfupdate/internal/install"
+	"github.com/ocfupdate/ocfupdate/internal/ocf"
+	"github.com/ocfupdate/ocfupdate/internal/tufclient"
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
+)
+
+// fleetConfig describes a throwaway setup on loopback: a signed repository
+// with a package per version, served over HTTPS, and devices on the first
+// version. The demo and the rollout benchmark use it.
+type fleetConfig struct {
+	Dir         string   // everything lives here
+	Devices     int      // how many devices
+	Model       string   // their dmno
+	Versions    []string // packages to publish; devices start on the first
+	PackageSize int64    // payload bytes of each package
+	Logger      *slog.Logger
+	// PSK, when set, gives every device a CoAPs endpoint that accepts
+	// this key under any identity (tests of the CLI's credentials).
+	PSK []byte
+}
+
+// fleet is a running setup. Stop ends it.
+type fleet struct {
+	purl      string
+	repoDir   string
+	endpoints []string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+	closer func()
+}
+
+// startFleet builds the repository, serves it and starts the devices as
+// in-process agents with the real check, download and slots installer
+// (without a restart: an in-process agent cannot re-execute itself, so it
+// confirms the new version in place).
+func startFleet(ctx context.Context, cfg fleetConfig) (_ *fleet, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	f := &fleet{repoDir: filepath.Join(cfg.Dir, "repo"), closer: func() {}}
+	root, err := buildRepo(f.repoDir, filepath.Join(cfg.Dir, "packages"), cfg)
+	if err != nil {
+		return nil, err
+	}
+	certPath, keyPath, err := tufrepo.GenerateSelfSigned(f.repoDir, "127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
+	serverTLS, err := tufrepo.LoadTLSConfig(certPath, keyPath)
+	if err != nil {
+		return nil, err
+	}
+	pem, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, fmt.Errorf("demo certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("demo certificate: no PEM certificate")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("repository listener: %w", err)
+	}
+	f.purl = "https://" + ln.Addr().String()
+	runCtx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	defer func() {
+		if err != nil {
+			_ = f.stop()
+		}
+	}()
+	f.spawn(func() error { return tufrepo.ServeHTTPS(runCtx, ln, f.repoDir, serverTLS, tufrepo.ServeOptions{}) })
+
+	dl, err := fetch.New(fetch.Config{TLSConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		Logger: cfg.Logger, MaxRetries: 3, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
+	if err != nil {
+		return nil, err
+	}
+	f.closer = dl.Close
+	for i := range cfg.Devices {
+		ep, err := f.startDevice(ctx, runCtx, cfg, i, root, dl)
+		if err != nil {
+			return nil, fmt.Errorf("device %d: %w", i+1, err)
+		}
+		f.endpoints = append(f.endpoints, ep)
+	}
+	return f, nil
+}
+
+// spawn runs fn until the fleet stops, keeping its error.
+func (f *fleet) spawn(fn func() error) {
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
+			f.mu.Lock()
+			f.errs = append(f.errs, err)
+			f.mu.Unlock()
+		}
+	}()
+}
+
+// startDevice runs device i and returns its endpoint once it serves.
+func (f *fleet) startDevice(ctx, runCtx context.Context, cfg fleetConfig, i int, root []byte, dl *fetch.Downloader) (string, error) {
+	dir := filepath.Join(cfg.Dir, "devices", fmt.Sprintf("%03d", i+1))
+	log := cfg.Logger.With("device", i+1)
+	tc, err := tufclient.New(tufclient.Config{TrustedRoot: root, CacheDir: filepath.Join(dir, "tuf"),
+		StagingDir: filepath.Join(dir, "downloads"), Downloader: dl, Logger: log})
+	if err != nil {
+		return "", err
+	}
+	inst, err := install.New(install.Config{Kind: install.KindSlots, Slots: install.SlotsConfig{
+		Dir: filepath.Join(dir, "slots"), Model: cfg.Model, FactoryVersion: cfg.Versions[0]}})
+	if err != nil {
+		return "", err
+	}
+	ready := make(chan string, 1)
+	var coaps string
+	var dtls ocf.DTLSConfig
+	if cfg.PSK != nil {
+		coaps = "127.0.0.1:0"
+		dtls.PSK = func([]byte) ([]byte, error) { return cfg.PSK, nil }
+	}
+	a, err := agent.New(agent.Config{
+		CoAPSAddr: coaps,
+		DTLS:      dtls,
+		DataDir:   dir,
+		CoAPAddr:  "127.0.0.1:0",
+		Device: agent.Device{Name: fmt.Sprintf("demo-%03d", i+1), Model: cfg.Model, SoftwareVersion: cfg.Versions[0],
+			Manufacturer: "ocfupdate demo", ManufacturingDate: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+		Checker: tc, Fetcher: tc, Installer: inst,
+		Logger: log,
+		Ready: func(eps []string) {
+			for _, ep := range eps {
+				if strings.HasPrefix(ep, "coap://") {
+					ready <- ep
+					return
+				}
+			}
+			ready <- ""
+		},
+	})
+	if err != nil {
+		return "", err
+	}
+	done := make(chan struct{})
+	f.spawn(func() error { defer close(done); return a.Run(runCtx) })
+	select {
+	case ep := <-ready:
+		if ep == "" {
+			return "", errors.New("the agent has no coap endpoint")
+		}
+		return ep, nil
+	case <-done:
+		return "", errors.New("the agent stopped before serving")
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// stop ends the devices and the repository server and waits for them.
+func (f *fleet) stop() error {
+	f.cancel()
+	f.wg.Wait()
+	f.closer()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return errors.Join(f.errs...)
+}
+
+// buildRepo creates and publishes the repository with a package per
+// version, and returns its root.json.
+func buildRepo(repoDir, pkgDir string, cfg fleetConfig) ([]byte, error) {
+	if err := tufrepo.Init(repoDir, tufrepo.InitOptions{}); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(pkgDir, 0o755); err != nil {
+		return nil, fmt.Errorf("packages: %w", err)
+	}
+	for _, v := range cfg.Versions {
+		p := filepath.Join(pkgDir, cfg.Model+"-"+v+".tar.gz")
+		if err := writeDemoPackage(p, cfg.Model, v, cfg.PackageSize); err != nil {
+			return nil, err
+		}
+		if _, err := tufrepo.AddTarget(repoDir, p, cfg.Model, v, tufrepo.AddOptions{}); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := tufrepo.Publish(repoDir, tufrepo.PublishOptions{}); err != nil {
+		return nil, err
+	}
+	return tufrepo.TrustedRoot(repoDir)
+}
+
+// writeDemoPackage writes a slots package whose firmware is size bytes that
+// do not compress (so the package really is about size bytes).
+func writeDemoPackage(path, model, version string, size int64) error {
+	out, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("package: %w", err)
+	}
+	err = install.WritePackage(out, install.Manifest{Version: version, Model: model},
+		install.PackageFile{Name: "firmware.bin", Mode: 0o644, Size: size, Data: &noise{n: size, x: uint64(len(version))}})
+	if cerr := out.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("package: %w", cerr)
+	}
+	return err
+}
+
+// noise yields n pseudo-random bytes without holding them.
+type noise struct {
+	n, off int64
+	x      uint64
+}
+
+func (p *noise) Read(b []byte) (int, error) {
+	if p.off >= p.n {
+		return 0, io.EOF
+	}
+	if rem := p.n - p.off; int64(len(b)) > rem {
+		b = b[:rem]
+	}
+	for i := range b {
+		p.x = p.x*6364136223846793005 + 1442695040888963407
+		b[i] = byte(p.x >> 56)
+	}
+	p.off += int64(len(b))
+	return len(b), nil
+}
