@@ -39,7 +39,7 @@ func open(t *testing.T, ep string) *client.Device {
 // wherever the device serves it.
 func TestOpenFindsResourceByRT(t *testing.T) {
 	dev := startDaemon(t, "--href", "/vendor/fw")
-	d := open(t, dev.endpoint)
+	d := open(t, dev.Endpoint)
 	if d.Href() != "/vendor/fw" {
 		t.Fatalf("href %q", d.Href())
 	}
@@ -56,9 +56,9 @@ func TestDiscoverEndpoints(t *testing.T) {
 	a := startDaemon(t, "--name", "lamp-a", "--model", "lamp", "--version", "1.0.0")
 	b := startDaemon(t, "--name", "lamp-b", "--model", "lamp", "--version", "2.0.0")
 	dead := deadEndpoint(t)
-	bHostPort := strings.TrimPrefix(b.endpoint, "coap://")
+	bHostPort := strings.TrimPrefix(b.Endpoint, "coap://")
 	found, err := client.Discover(ctxT(t), client.DiscoverOptions{
-		Endpoints:      []string{a.endpoint, bHostPort, dead, a.endpoint},
+		Endpoints:      []string{a.Endpoint, bHostPort, dead, a.Endpoint},
 		RequestTimeout: 3 * time.Second,
 	})
 	if err != nil {
@@ -67,7 +67,7 @@ func TestDiscoverEndpoints(t *testing.T) {
 	if len(found) != 3 {
 		t.Fatalf("found %d devices, want 3 (a duplicate endpoint is listed once): %+v", len(found), found)
 	}
-	want := []struct{ ep, name, sv string }{{a.endpoint, "lamp-a", "1.0.0"}, {b.endpoint, "lamp-b", "2.0.0"}}
+	want := []struct{ ep, name, sv string }{{a.Endpoint, "lamp-a", "1.0.0"}, {b.Endpoint, "lamp-b", "2.0.0"}}
 	for i, w := range want {
 		f := found[i]
 		if f.Err != nil || f.Endpoint != w.ep || f.Info.Name != w.name || f.Info.SoftwareVersion != w.sv ||
@@ -85,7 +85,7 @@ func TestDiscoverEndpoints(t *testing.T) {
 func TestWatchSequence(t *testing.T) {
 	repo := newRepo(t, "thermo", 64<<10, "1.0.0", "1.1.0")
 	dev := startDaemon(t, append(repo.deviceArgs("thermo", "1.0.0"), "--restart=false")...)
-	d := open(t, dev.endpoint)
+	d := open(t, dev.Endpoint)
 
 	ctx, cancel := context.WithCancel(ctxT(t))
 	events := d.Events(ctx, client.WatchOptions{Poll: 200 * time.Millisecond})
@@ -143,7 +143,7 @@ func isSubsequence(sub, seq []string) bool {
 func TestPstatTrigger(t *testing.T) {
 	repo := newRepo(t, "plug", 4<<10, "1.0.0", "1.1.0")
 	dev := startDaemon(t, append(repo.deviceArgs("plug", "1.0.0"), "--restart=false")...)
-	d := open(t, dev.endpoint)
+	d := open(t, dev.Endpoint)
 	if _, err := d.Update(ctxT(t), client.Update{PURL: &repo.purl}); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestPstatTrigger(t *testing.T) {
 func TestWaitFollowsRestart(t *testing.T) {
 	repo := newRepo(t, "cam", 4<<10, "1.0.0", "1.1.0")
 	dev := startDaemon(t, repo.deviceArgs("cam", "1.0.0")...)
-	d := open(t, dev.endpoint)
+	d := open(t, dev.Endpoint)
 	if _, err := d.Update(ctxT(t), client.Update{PURL: &repo.purl, Action: client.ActionUpgrade}); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestWaitFollowsRestart(t *testing.T) {
 func TestErrorsSurfaced(t *testing.T) {
 	repo := newRepo(t, "lock", 4<<10, "1.0.0")
 	dev := startDaemon(t, repo.deviceArgs("lock", "1.0.0")...)
-	d := open(t, dev.endpoint)
+	d := open(t, dev.Endpoint)
 
 	bad, past := "https://user:secret@repo.example/x", time.Now().Add(-time.Hour)
 	for _, tt := range []struct {

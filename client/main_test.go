@@ -1,18 +1,16 @@
 package client_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/ocfupdate/ocfupdate/internal/daemontest"
 )
 
 // daemonBin is the ocfupdated binary the tests run as real devices, built
@@ -29,9 +27,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	daemonBin = filepath.Join(dir, "ocfupdated")
-	out, err := exec.Command("go", "build", "-o", daemonBin, "../cmd/ocfupdated").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build ocfupdated: %v\n%s", err, out)
+	if err := daemontest.Build("../cmd/ocfupdated", daemonBin); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -46,38 +43,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// daemon is a running ocfupdated process.
-type daemon struct {
-	cmd      *exec.Cmd
-	endpoint string // coap://
-	secure   string // coaps://, when started with credentials
-	stderr   *lockedBuilder
-	exited   chan error
-}
-
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type daemon = daemontest.Daemon
 
 // startDaemon runs ocfupdated on a fresh data dir with an ephemeral
 // loopback port, open to plain CoAP (--insecure-open-acl: these tests are
 // about the update logic), and waits for its endpoint.
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	return launch(t, false, append([]string{"--insecure-open-acl"}, args...)...)
+	return daemontest.Start(t, daemonBin, daemontest.Options{DataDir: t.TempDir(),
+		Args: append([]string{"--fetch-retries", "0"}, args...)})
 }
 
 // startSecureDaemon runs ocfupdated with its secure defaults and CoAPs on
@@ -85,61 +59,8 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 // endpoints.
 func startSecureDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	return launch(t, true, append([]string{"--coaps", "127.0.0.1:0"}, args...)...)
-}
-
-func launch(t *testing.T, secure bool, args ...string) *daemon {
-	t.Helper()
-	args = append([]string{"--data-dir", t.TempDir(), "--coap", "127.0.0.1:0", "--log-level", "debug",
-		"--fetch-retries", "0"}, args...)
-	cmd := exec.Command(daemonBin, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{cmd: cmd, stderr: &lockedBuilder{}, exited: make(chan error, 1)}
-	cmd.Stderr = d.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		d.exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-d.exited
-		if t.Failed() {
-			t.Logf("ocfupdated %v stderr:\n%s", args, d.stderr.String())
-		}
-	})
-	timeout := time.After(15 * time.Second)
-	for d.endpoint == "" || (secure && d.secure == "") {
-		select {
-		case l := <-lines:
-			ep, ok := strings.CutPrefix(l, "listening ")
-			switch {
-			case ok && strings.HasPrefix(ep, "coap://"):
-				d.endpoint = ep
-			case ok && strings.HasPrefix(ep, "coaps://"):
-				d.secure = ep
-			default:
-				t.Fatalf("unexpected line %q", l)
-			}
-		case err := <-d.exited:
-			t.Fatalf("ocfupdated exited: %v\n%s", err, d.stderr.String())
-		case <-timeout:
-			t.Fatal("ocfupdated did not print its endpoints")
-		}
-	}
-	return d
+	return daemontest.Start(t, daemonBin, daemontest.Options{DataDir: t.TempDir(), Mode: daemontest.Secure,
+		Args: append([]string{"--fetch-retries", "0"}, args...)})
 }
 
 // ctxT is a context that bounds a test step; a guard against hangs, not a

@@ -36,7 +36,7 @@ func TestSecure(t *testing.T) {
 	dev := startSecureDaemon(t, append(repo.deviceArgs("vault", "1.0.0"), "--restart=false", "--creds", writeCreds(t, key))...)
 
 	t.Run("plain is refused", func(t *testing.T) {
-		d := open(t, dev.endpoint) // /oic/res is open to everybody
+		d := open(t, dev.Endpoint) // /oic/res is open to everybody
 		_, err := d.Status(ctxT(t))
 		de, ok := errors.AsType[*client.DeviceError](err)
 		if !ok || de.Code != codes.Unauthorized {
@@ -47,19 +47,19 @@ func TestSecure(t *testing.T) {
 		ctx, cancel := context.WithTimeout(ctxT(t), 2*time.Second) // the device drops a bad handshake silently
 		defer cancel()
 		bad := &client.Security{PSKIdentity: "operator", PSK: []byte("not the right key at all")}
-		if _, err := client.OpenSecure(ctx, dev.secure, bad); err == nil || !strings.Contains(err.Error(), "handshake") {
+		if _, err := client.OpenSecure(ctx, dev.Secure, bad); err == nil || !strings.Contains(err.Error(), "handshake") {
 			t.Fatalf("wrong PSK: %v, want a failed handshake", err)
 		}
 	})
 	t.Run("upgrade over coaps", func(t *testing.T) {
 		sec := &client.Security{PSKIdentity: "operator", PSK: key}
-		d, err := client.OpenSecure(ctxT(t), dev.endpoint, sec) // found through /oic/res
+		d, err := client.OpenSecure(ctxT(t), dev.Endpoint, sec) // found through /oic/res
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer d.Close()
-		if d.Endpoint() != dev.secure {
-			t.Errorf("endpoint %s, want the coaps one %s", d.Endpoint(), dev.secure)
+		if d.Endpoint() != dev.Secure {
+			t.Errorf("endpoint %s, want the coaps one %s", d.Endpoint(), dev.Secure)
 		}
 		if _, err := d.Update(ctxT(t), client.Update{PURL: &repo.purl, Action: client.ActionUpgrade}); err != nil {
 			t.Fatal(err)
@@ -68,7 +68,7 @@ func TestSecure(t *testing.T) {
 		if err != nil || s.Result != client.ResultSuccess {
 			t.Fatalf("wait: %+v, %v", s, err)
 		}
-		found, err := client.Discover(ctxT(t), client.DiscoverOptions{Endpoints: []string{dev.secure}, Security: sec})
+		found, err := client.Discover(ctxT(t), client.DiscoverOptions{Endpoints: []string{dev.Secure}, Security: sec})
 		if err != nil || len(found) != 1 || found[0].Err != nil || found[0].Info.SoftwareVersion != "1.1.0" {
 			t.Fatalf("discover over coaps: %+v, %v", found, err)
 		}

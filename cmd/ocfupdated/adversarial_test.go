@@ -1,11 +1,9 @@
 package main
 
 import (
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -149,16 +147,13 @@ func TestAdversarial(t *testing.T) {
 			}
 			args := append([]string{"--trust", trust, "--ca", ca, "--model", model, "--version", sv, "--restart=false"}, tt.args...)
 			d := startDaemon(t, t.TempDir(), args...)
-			s := runUpdate(t, d.endpoint, purl)
+			s := runUpdate(t, d.Endpoint, purl)
 			if s.Result != tt.result || !strings.Contains(s.Detail, tt.detail) || s.Detail == "" || s.NV != "" {
 				t.Errorf("result %d, detail %q (nv %q); want %d with %q", s.Result, s.Detail, s.NV, tt.result, tt.detail)
 			}
-			if got := deviceSV(t, d.endpoint); got != sv {
+			if got := deviceSV(t, d.Endpoint); got != sv {
 				t.Errorf("sv %q, want the old %q", got, sv)
 			}
 		})
 	}
 }
-
-var _ = io.EOF
-var _ = exec.Command

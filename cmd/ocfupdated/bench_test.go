@@ -75,7 +75,7 @@ func benchUpgrade(b *testing.B, transport string, size int64) {
 		args = append(args, "--ca", ca)
 	}
 	d := startDaemon(b, b.TempDir(), args...)
-	c, err := client.Dial(ctxT(b), d.endpoint)
+	c, err := client.Dial(ctxT(b), d.Endpoint)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func benchUpgrade(b *testing.B, transport string, size int64) {
 	b.StopTimer()
 	dl := svaAt.Sub(svvAt).Seconds()
 	b.ReportMetric(float64(size)/(1<<20)/dl, "MiB/s")
-	b.ReportMetric(float64(peakRSS(b, d.cmd.Process.Pid))/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(float64(peakRSS(b, d.Cmd.Process.Pid))/(1<<20), "peak-RSS-MiB")
 }
 
 // peakRSS reads VmHWM (peak resident set) of a process from /proc.

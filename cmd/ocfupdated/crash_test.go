@@ -82,7 +82,7 @@ func TestCrashRecovery(t *testing.T) {
 			dir := t.TempDir()
 			seedState(t, dir, tt.state, tt.goal)
 			d := startDaemon(t, dir)
-			c, err := client.Dial(ctxT(t), d.endpoint)
+			c, err := client.Dial(ctxT(t), d.Endpoint)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,7 +94,7 @@ func TestCrashRecovery(t *testing.T) {
 				t.Errorf("after failed recovery: %+v", s)
 			}
 			c.Close()
-			d.signal(t, syscall.SIGKILL)
+			d.Signal(t, syscall.SIGKILL)
 			killLoop(t, dir, 3)
 		})
 	}
@@ -107,7 +107,7 @@ func killLoop(t *testing.T, dir string, n int) {
 	acked := map[string]bool{}
 	for i := 0; i < n; i++ {
 		d := startDaemon(t, dir)
-		c, err := client.Dial(ctxT(t), d.endpoint)
+		c, err := client.Dial(ctxT(t), d.Endpoint)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func killLoop(t *testing.T, dir string, n int) {
 			}
 		}()
 		time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond)
-		d.signal(t, syscall.SIGKILL)
+		d.Signal(t, syscall.SIGKILL)
 		close(stop)
 		c.Close()
 		wg.Wait()

@@ -52,7 +52,7 @@ func cborItems(t *testing.T, out string) []any {
 // Observe notifications.
 func TestLibcoapInterop(t *testing.T) {
 	d := startDaemon(t, t.TempDir())
-	ep := d.endpoint
+	ep := d.Endpoint
 
 	out, _ := libcoap(t, "-m", "get", "-A", "60", ep+"/oic/res?rt=oic.r.softwareupdate")
 	items := cborItems(t, out)
@@ -124,7 +124,7 @@ func TestLibcoapInterop(t *testing.T) {
 // detail that says why (no trusted root configured).
 func TestGoClient(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "--model", "m-7", "--version", "2.0.0")
-	c, err := client.Dial(ctxT(t), d.endpoint)
+	c, err := client.Dial(ctxT(t), d.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestSignalsAndIdentity(t *testing.T) {
 	var ids []string
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		d := startDaemon(t, dir)
-		c, err := client.Dial(ctxT(t), d.endpoint)
+		c, err := client.Dial(ctxT(t), d.Endpoint)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,8 +177,8 @@ func TestSignalsAndIdentity(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, dev.ID+"/"+dev.PIID)
-		if err := d.signal(t, sig); err != nil {
-			t.Fatalf("exit after %v: %v\n%s", sig, err, d.stderr.String())
+		if err := d.Signal(t, sig); err != nil {
+			t.Fatalf("exit after %v: %v\n%s", sig, err, d.Stderr())
 		}
 	}
 	if ids[0] != ids[1] {

@@ -95,22 +95,22 @@ func TestUpgradeWithLibcoapOnly(t *testing.T) {
 	if err := os.WriteFile(f, body, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	libcoap(t, "-m", "post", "-t", "60", "-f", f, d.endpoint+"/oc/swu")
+	libcoap(t, "-m", "post", "-t", "60", "-f", f, d.Endpoint+"/oc/swu")
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		out, _ := libcoap(t, "-m", "get", "-A", "60", d.endpoint+"/oic/d")
+		out, _ := libcoap(t, "-m", "get", "-A", "60", d.Endpoint+"/oic/d")
 		dev := cborItems(t, out)[0].(map[any]any)
 		if dev["sv"] == "1.1.0" {
 			break
 		}
 		if time.Now().After(deadline) {
-			out, _ := libcoap(t, "-m", "get", d.endpoint+"/oc/swu")
+			out, _ := libcoap(t, "-m", "get", d.Endpoint+"/oc/swu")
 			t.Fatalf("sv still %v; resource %v", dev["sv"], cborItems(t, out))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	out, _ := libcoap(t, "-m", "get", d.endpoint+"/oc/swu")
+	out, _ := libcoap(t, "-m", "get", d.Endpoint+"/oc/swu")
 	rep := cborItems(t, out)[0].(map[any]any)
 	if rep["swupdateresult"] != uint64(1) || rep["swupdatestate"] != "idle" {
 		t.Fatalf("after the upgrade: %v", rep)

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ocfupdate/ocfupdate/internal/daemontest"
 )
 
 // daemonBin is the ocfupdated binary built once for the end-to-end tests.
@@ -23,9 +20,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	daemonBin = filepath.Join(dir, "ocfupdated")
-	out, err := exec.Command("go", "build", "-o", daemonBin, ".").CombinedOutput()
-	if err != nil {
-		os.Stderr.Write(out)
+	if err := daemontest.Build(".", daemonBin); err != nil {
 		panic(err)
 	}
 	code := m.Run()
@@ -33,32 +28,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// daemon is a running ocfupdated process.
-type daemon struct {
-	cmd      *exec.Cmd
-	endpoint string // coap://127.0.0.1:PORT
-	secure   string // coaps://127.0.0.1:PORT, when the daemon serves CoAPs
-	stderr   *syncBuilder
-	exited   chan error
-}
-
-// syncBuilder is a strings.Builder the process writes to while tests read.
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type daemon = daemontest.Daemon
 
 // startDaemon runs ocfupdated on dir with an ephemeral loopback port and
 // waits for its "listening" line. These tests are about the update logic,
@@ -66,7 +36,7 @@ func (s *syncBuilder) String() string {
 // (the security tests use startSecureDaemon).
 func startDaemon(t testing.TB, dir string, args ...string) *daemon {
 	t.Helper()
-	return launch(t, dir, false, append([]string{"--insecure-open-acl"}, args...)...)
+	return daemontest.Start(t, daemonBin, daemontest.Options{DataDir: dir, Args: args})
 }
 
 // startSecureDaemon runs ocfupdated with its secure defaults and CoAPs on
@@ -74,76 +44,7 @@ func startDaemon(t testing.TB, dir string, args ...string) *daemon {
 // endpoints.
 func startSecureDaemon(t testing.TB, dir string, args ...string) *daemon {
 	t.Helper()
-	return launch(t, dir, true, append([]string{"--coaps", "127.0.0.1:0"}, args...)...)
-}
-
-func launch(t testing.TB, dir string, secure bool, args ...string) *daemon {
-	t.Helper()
-	args = append([]string{"--data-dir", dir, "--coap", "127.0.0.1:0", "--log-level", "debug"}, args...)
-	cmd := exec.Command(daemonBin, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{cmd: cmd, stderr: &syncBuilder{}, exited: make(chan error, 1)}
-	cmd.Stderr = d.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		d.exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-d.exited
-		if t.Failed() {
-			t.Logf("ocfupdated stderr:\n%s", d.stderr.String())
-		}
-	})
-	timeout := time.After(15 * time.Second)
-	for d.endpoint == "" || (secure && d.secure == "") {
-		select {
-		case l := <-lines:
-			ep, ok := strings.CutPrefix(l, "listening ")
-			switch {
-			case ok && strings.HasPrefix(ep, "coap://127.0.0.1:"):
-				d.endpoint = ep
-			case ok && strings.HasPrefix(ep, "coaps://127.0.0.1:"):
-				d.secure = ep
-			default:
-				t.Fatalf("unexpected line %q", l)
-			}
-		case err := <-d.exited:
-			t.Fatalf("ocfupdated exited: %v\n%s", err, d.stderr.String())
-		case <-timeout:
-			t.Fatal("ocfupdated did not print its endpoints")
-		}
-	}
-	return d
-}
-
-// signal sends sig and waits for the exit status.
-func (d *daemon) signal(t testing.TB, sig syscall.Signal) error {
-	t.Helper()
-	if err := d.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-d.exited:
-		d.exited <- err // for Cleanup
-		return err
-	case <-time.After(10 * time.Second):
-		t.Fatalf("ocfupdated did not stop on %v", sig)
-		return nil
-	}
+	return daemontest.Start(t, daemonBin, daemontest.Options{DataDir: dir, Mode: daemontest.Secure, Args: args})
 }
 
 func ctxT(t testing.TB) context.Context {
@@ -165,5 +66,3 @@ func coapClient(t *testing.T) string {
 	}
 	return p
 }
-
-var _ = io.EOF

@@ -36,7 +36,7 @@ func TestKillAndResume(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"--trust", r.root, "--ca", ca, "--model", "thermo", "--version", "1.0.0", "--restart=false"}
 	d := startDaemon(t, dir, args...)
-	c, err := client.Dial(ctxT(t), d.endpoint)
+	c, err := client.Dial(ctxT(t), d.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,20 +48,20 @@ func TestKillAndResume(t *testing.T) {
 		return s.State == "svv" && s.Progress != nil && s.Progress.Done > size/3
 	})
 	c.Close()
-	d.signal(t, syscall.SIGKILL)
+	d.Signal(t, syscall.SIGKILL)
 	before := served.Load()
 	if before >= size {
 		t.Fatalf("the download finished before the kill (%d bytes served; progress %+v)", before, s.Progress)
 	}
 
 	d = startDaemon(t, dir, args...)
-	c, err = client.Dial(ctxT(t), d.endpoint)
+	c, err = client.Dial(ctxT(t), d.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	s = waitStatus(t, c, func(s client.Status) bool { return s.State == "idle" && s.Action == "idle" })
-	if s.Result != 1 || deviceSV(t, d.endpoint) != "1.1.0" {
+	if s.Result != 1 || deviceSV(t, d.Endpoint) != "1.1.0" {
 		t.Fatalf("after resume: %+v", s)
 	}
 	total := served.Load()
@@ -119,8 +119,8 @@ func TestDiskTooSmall(t *testing.T) {
 	r.publish(t)
 	purl, ca := r.serveHTTPS(t, nil)
 	d := startDaemon(t, dir, "--trust", r.root, "--ca", ca, "--model", "thermo", "--version", "1.0.0")
-	s := runUpdate(t, d.endpoint, purl)
-	if s.Result != 3 || deviceSV(t, d.endpoint) != "1.0.0" {
+	s := runUpdate(t, d.Endpoint, purl)
+	if s.Result != 3 || deviceSV(t, d.Endpoint) != "1.0.0" {
 		t.Fatalf("on a full disk: %+v", s)
 	}
 }

@@ -35,12 +35,12 @@ func TestLibcoapCoAPs(t *testing.T) {
 	keyFile := credstest.WriteFile(t, p.dir, "client.key", key, 0o600)
 	caFile := credstest.WriteFile(t, p.dir, "client-ca.pem", p.ca.PEM, 0o600)
 
-	run := func(wait string, args ...string) ([]byte, error, string) {
+	run := func(wait string, args ...string) ([]byte, string, error) {
 		cmd := exec.CommandContext(ctxT(t), bin, append([]string{"-B", wait, "-o", "-", "-m", "get", "-A", "60"}, args...)...)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		err := cmd.Run()
-		return out.Bytes(), err, errb.String()
+		return out.Bytes(), errb.String(), err
 	}
 	for _, tt := range []struct {
 		name string
@@ -50,7 +50,7 @@ func TestLibcoapCoAPs(t *testing.T) {
 		{"certificate", []string{"-c", certFile, "-j", keyFile, "-C", caFile}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err, stderr := run("10", append(tt.args, d.secure+"/oc/swu")...)
+			out, stderr, err := run("10", append(tt.args, d.Secure+"/oc/swu")...)
 			if err != nil {
 				t.Fatalf("coap-client-openssl: %v\n%s", err, stderr)
 			}
@@ -66,7 +66,7 @@ func TestLibcoapCoAPs(t *testing.T) {
 	}
 	t.Run("wrong psk", func(t *testing.T) {
 		// The device cannot decrypt the handshake and stays silent.
-		out, _, stderr := run("2", "-u", "operator", "-k", "not-the-key-00000", d.secure+"/oc/swu")
+		out, stderr, _ := run("2", "-u", "operator", "-k", "not-the-key-00000", d.Secure+"/oc/swu")
 		if bytes.Contains(out, []byte("swupdatestate")) {
 			t.Fatalf("read with a wrong key: %q (%s)", out, stderr)
 		}

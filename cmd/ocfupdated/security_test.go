@@ -27,6 +27,7 @@ import (
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/ocfupdate/ocfupdate/internal/creds/credstest"
+	"github.com/ocfupdate/ocfupdate/internal/daemontest"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
 )
 
@@ -213,7 +214,7 @@ func secureStatus(t *testing.T, cc *udpClient.Conn) map[string]any {
 func TestSecureByDefault(t *testing.T) {
 	p := provision(t, nil, nil)
 	d := startSecureDaemon(t, t.TempDir(), p.args()...)
-	plain := dialPlain(t, d.endpoint)
+	plain := dialPlain(t, d.Endpoint)
 
 	for _, tt := range []struct {
 		method codes.Code
@@ -254,24 +255,24 @@ func TestSecureByDefault(t *testing.T) {
 			eps[l.Href] = append(eps[l.Href], e.EP)
 		}
 	}
-	if !slices.Equal(eps["/oc/swu"], []string{d.secure}) || !slices.Equal(eps["/oic/d"], []string{d.endpoint, d.secure}) {
+	if !slices.Equal(eps["/oc/swu"], []string{d.Secure}) || !slices.Equal(eps["/oic/d"], []string{d.Endpoint, d.Secure}) {
 		t.Errorf("eps in /oic/res: %v", eps)
 	}
 
-	op := mustDialSecure(t, d.secure, pskOpts("operator", operatorKey))
+	op := mustDialSecure(t, d.Secure, pskOpts("operator", operatorKey))
 	if s := secureStatus(t, op); s["purl"] != "" || s["swupdateaction"] != "idle" || s["swupdatestate"] != "idle" {
 		t.Fatalf("the refused POST changed the resource: %v", s)
 	}
 
-	if _, err := dialSecure(t, d.secure, pskOpts("operator", []byte("not-the-key-00000")), 2*time.Second); err == nil {
+	if _, err := dialSecure(t, d.Secure, pskOpts("operator", []byte("not-the-key-00000")), 2*time.Second); err == nil {
 		t.Error("a handshake with a wrong PSK succeeded")
 	}
 	stranger := credstest.NewCA(t, "strangers")
-	if _, err := dialSecure(t, d.secure, certOpts(t, stranger, p.ca, "alice"), 2*time.Second); err == nil {
+	if _, err := dialSecure(t, d.Secure, certOpts(t, stranger, p.ca, "alice"), 2*time.Second); err == nil {
 		t.Error("a certificate from an unknown CA was accepted")
 	}
 
-	alice := mustDialSecure(t, d.secure, certOpts(t, p.ca, p.ca, "alice"))
+	alice := mustDialSecure(t, d.Secure, certOpts(t, p.ca, p.ca, "alice"))
 	if code, _ := request(t, alice, codes.GET, "/oc/swu", nil); code != codes.Content {
 		t.Errorf("certificate GET: %v", code)
 	}
@@ -286,21 +287,21 @@ func TestSecureByDefault(t *testing.T) {
 // TestNoSecurityFlags: a daemon started without any security flag serves
 // discovery only, says why on stderr, and opens no CoAPs endpoint.
 func TestNoSecurityFlags(t *testing.T) {
-	d := launch(t, t.TempDir(), false)
-	plain := dialPlain(t, d.endpoint)
+	d := daemontest.Start(t, daemonBin, daemontest.Options{DataDir: t.TempDir(), Mode: daemontest.Defaults})
+	plain := dialPlain(t, d.Endpoint)
 	if code, _ := request(t, plain, codes.GET, "/oic/d", nil); code != codes.Content {
 		t.Fatalf("GET /oic/d: %v", code)
 	}
 	if code, _ := request(t, plain, codes.POST, "/oc/swu", map[string]any{"swupdateaction": "isac", "updatetime": "now"}); code != codes.Unauthorized {
 		t.Fatalf("POST /oc/swu: %v", code)
 	}
-	if !strings.Contains(d.stderr.String(), "WARNING: no credentials") {
-		t.Fatalf("no warning on stderr:\n%s", d.stderr.String())
+	if !strings.Contains(d.Stderr(), "WARNING: no credentials") {
+		t.Fatalf("no warning on stderr:\n%s", d.Stderr())
 	}
 
 	open := startDaemon(t, t.TempDir())
-	if !strings.Contains(open.stderr.String(), "WARNING: --insecure-open-acl") {
-		t.Fatalf("--insecure-open-acl without a warning:\n%s", open.stderr.String())
+	if !strings.Contains(open.Stderr(), "WARNING: --insecure-open-acl") {
+		t.Fatalf("--insecure-open-acl without a warning:\n%s", open.Stderr())
 	}
 }
 
@@ -313,7 +314,7 @@ func TestReadOnlySubject(t *testing.T) {
 		{"subject": map[string]string{"psk": "operator"}, "resources": []string{"*"}, "permission": 31},
 	}, nil)
 	d := startSecureDaemon(t, t.TempDir(), p.args()...)
-	mon := mustDialSecure(t, d.secure, pskOpts("monitor", monitorKey))
+	mon := mustDialSecure(t, d.Secure, pskOpts("monitor", monitorKey))
 
 	var mu sync.Mutex
 	var purls []string
@@ -342,7 +343,7 @@ func TestReadOnlySubject(t *testing.T) {
 	if code, _ := request(t, mon, codes.POST, "/oic/sec/pstat", map[string]any{"tm": 128}); code != codes.Forbidden {
 		t.Fatalf("monitor POST pstat: %v, want 4.03", code)
 	}
-	op := mustDialSecure(t, d.secure, pskOpts("operator", operatorKey))
+	op := mustDialSecure(t, d.Secure, pskOpts("operator", operatorKey))
 	if code, _ := request(t, op, codes.POST, "/oc/swu", map[string]any{"purl": "https://operator.example/r"}); code != codes.Changed {
 		t.Fatalf("operator POST: %v", code)
 	}
@@ -400,7 +401,7 @@ func TestSecureUpgrade(t *testing.T) {
 			p := provision(t, nil, map[string]any{"psk": map[string]string{"identity": "boiler-17", "key_hex": hex.EncodeToString(sourceKey)}})
 			d := startSecureDaemon(t, t.TempDir(), append(p.args(),
 				"--trust", repo.root, "--model", "thermo", "--version", "1.0.0", fmt.Sprintf("--restart=%v", restart))...)
-			op := mustDialSecure(t, d.secure, pskOpts("operator", operatorKey))
+			op := mustDialSecure(t, d.Secure, pskOpts("operator", operatorKey))
 
 			var mu sync.Mutex
 			var states []string
@@ -427,7 +428,7 @@ func TestSecureUpgrade(t *testing.T) {
 			// A fresh session per poll: a restart ends the old one.
 			var s, dev map[string]any
 			waitFor(t, "upgrade result", func() bool {
-				cc, err := dialSecure(t, d.secure, pskOpts("operator", operatorKey), 2*time.Second)
+				cc, err := dialSecure(t, d.Secure, pskOpts("operator", operatorKey), 2*time.Second)
 				if err != nil {
 					return false
 				}
@@ -483,7 +484,7 @@ func TestPackageSourceSecurity(t *testing.T) {
 			d := startSecureDaemon(t, t.TempDir(), append(p.args(),
 				"--trust", repo.root, "--model", "thermo", "--version", "1.0.0", "--restart=false",
 				"--fetch-retries", "1", "--fetch-backoff", "10ms", "--fetch-backoff-max", "20ms")...)
-			op := mustDialSecure(t, d.secure, pskOpts("operator", operatorKey))
+			op := mustDialSecure(t, d.Secure, pskOpts("operator", operatorKey))
 			code, rep := request(t, op, codes.POST, "/oc/swu", map[string]any{"purl": tt.purl, "swupdateaction": "upgrade", "updatetime": "now"})
 			if code != codes.Changed {
 				t.Fatalf("POST: %v %v", code, rep)

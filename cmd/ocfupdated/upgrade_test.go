@@ -132,11 +132,11 @@ func TestUpgrade(t *testing.T) {
 				args = append(args, "--restart=false")
 			}
 			d := startDaemon(t, t.TempDir(), args...)
-			s, states := upgrade(t, d.endpoint, purl)
+			s, states := upgrade(t, d.Endpoint, purl)
 			if s.Result != 1 || s.NV != "" || !slices.Contains([]string{"updated to version 1.1.0"}, s.Detail) {
 				t.Fatalf("after upgrade: %+v", s)
 			}
-			if sv := deviceSV(t, d.endpoint); sv != "1.1.0" {
+			if sv := deviceSV(t, d.Endpoint); sv != "1.1.0" {
 				t.Fatalf("sv %q after upgrade", sv)
 			}
 			if !tt.restart {
@@ -146,7 +146,7 @@ func TestUpgrade(t *testing.T) {
 				}
 			}
 			// Nothing newer now: a check ends with result 0 and no nv.
-			c, err := client.Dial(ctxT(t), d.endpoint)
+			c, err := client.Dial(ctxT(t), d.Endpoint)
 			if err != nil {
 				t.Fatal(err)
 			}
