@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ocfupdate/ocfupdate/client"
+	"github.com/ocfupdate/ocfupdate/internal/creds"
 )
 
 // The demo's fleet: one model, rolled from demoFrom to demoTo.
@@ -28,7 +29,12 @@ type demoArgs struct {
 	packageSize int64
 	keep        bool
 	interactive bool
+	insecure    bool // plain CoAP, open access
 }
+
+// demoIdentity is the PSK identity of the demo's operator: one key,
+// provisioned into every demo device's credentials.
+const demoIdentity = "demo-operator"
 
 func demoCmd(e *env) *cobra.Command {
 	var a demoArgs
@@ -40,9 +46,17 @@ func demoCmd(e *env) *cobra.Command {
 throwaway signed TUF repository with packages ` + demoFrom + ` and ` + demoTo + ` for the model
 "` + demoModel + `", serve it over HTTPS on loopback, start --devices devices on
 ` + demoFrom + ` (device agents inside this process, each with its own state, CoAP
-port, TUF client and A/B slots), list them, and roll ` + demoTo + ` out to all of
-them in waves (a canary, half, the rest) with the live view, ending in a
-summary table.
+and CoAPs ports, TUF client and A/B slots), list them, and roll ` + demoTo + ` out to
+all of them in waves (a canary, half, the rest) with the live view, ending in
+a summary table.
+
+The devices are secure as ocfupdated is by default: plain CoAP serves only
+discovery and device information, and everything else goes over CoAPs
+(DTLS). The demo makes a random pre-shared key for the identity
+"` + demoIdentity + `", writes it as "ocfupdate pki psk" would (the devices'
+credential file and the operator's key file, in the temporary directory)
+and talks to the devices with it. --insecure runs them over plain CoAP with
+access open to everybody instead (development only).
 
 Everything lives in a temporary directory removed at the end (--keep keeps it
 and prints where). On a terminal the devices' progress is drawn live;
@@ -62,6 +76,7 @@ Exits 0 only if every device finished on ` + demoTo + `.`,
 	f.Int64Var(&a.packageSize, "package-size", 512<<10, "payload `BYTES` of each package")
 	f.BoolVar(&a.keep, "keep", false, "keep the temporary directory (repository, device state)")
 	f.BoolVar(&plain, "non-interactive", false, "print plain lines, even on a terminal")
+	f.BoolVar(&a.insecure, "insecure", false, "plain CoAP with access open to everybody, no DTLS (development only)")
 	return cmd
 }
 
@@ -95,8 +110,19 @@ func runDemo(ctx context.Context, e *env, a *demoArgs) (err error) {
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer logFile.Close()
+	var devCreds *creds.Credentials
+	var sec *client.Security
+	if a.insecure {
+		fmt.Fprintln(e.stderr, "WARNING: --insecure: the demo devices let anybody on this machine read and change them over plain CoAP.")
+	} else {
+		credsPath, keyPath := filepath.Join(dir, "credentials", credsFileName), filepath.Join(dir, "operator", demoIdentity+".psk")
+		if devCreds, sec, err = demoCredentials(credsPath, keyPath); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		say("   a pre-shared key for identity %q, as \"ocfupdate pki psk\" makes it: operator/%s.psk, credentials/%s", demoIdentity, demoIdentity, credsFileName)
+	}
 	fl, err := startFleet(ctx, fleetConfig{Dir: dir, Devices: a.devices, Model: demoModel,
-		Versions: []string{demoFrom, demoTo}, PackageSize: a.packageSize,
+		Versions: []string{demoFrom, demoTo}, PackageSize: a.packageSize, Creds: devCreds,
 		Logger: slog.New(slog.NewTextHandler(logFile, nil))})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -108,13 +134,17 @@ func runDemo(ctx context.Context, e *env, a *demoArgs) (err error) {
 	}()
 	say("   serving %s (purl)", fl.purl)
 
-	say("== 2. %d devices on %s, each an OCF server on loopback", a.devices, demoFrom)
-	if err := demoTable(ctx, out, fl.endpoints); err != nil {
+	transport := "CoAPs (DTLS, PSK identity " + demoIdentity + ")"
+	if a.insecure {
+		transport = "plain CoAP, open to everybody (--insecure)"
+	}
+	say("== 2. %d devices on %s, each an OCF server on loopback, reached over %s", a.devices, demoFrom, transport)
+	if err := demoTable(ctx, out, fl.endpoints, sec); err != nil {
 		return err
 	}
 
 	say("== 3. rollout of %s: a canary, then half, then the rest", demoTo)
-	cfg := client.RolloutConfig{PURL: fl.purl, Version: demoTo, Concurrency: a.concurrency,
+	cfg := client.RolloutConfig{PURL: fl.purl, Version: demoTo, Concurrency: a.concurrency, Security: sec,
 		Waves: []client.WaveSize{{N: 1}, {N: 50, Percent: true}, {N: 100, Percent: true}}}
 	rep, err := executeRollout(ctx, out, a.interactive, cfg, fl.endpoints, false)
 	if err != nil {
@@ -126,7 +156,7 @@ func runDemo(ctx context.Context, e *env, a *demoArgs) (err error) {
 		return err
 	}
 	say("== 5. the devices now")
-	if err := demoTable(ctx, out, fl.endpoints); err != nil {
+	if err := demoTable(ctx, out, fl.endpoints, sec); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -140,11 +170,35 @@ func runDemo(ctx context.Context, e *env, a *demoArgs) (err error) {
 }
 
 // demoTable shows the devices as discover does.
-func demoTable(ctx context.Context, w io.Writer, eps []string) error {
-	devs, err := client.Discover(ctx, client.DiscoverOptions{Endpoints: eps})
+func demoTable(ctx context.Context, w io.Writer, eps []string, sec *client.Security) error {
+	devs, err := client.Discover(ctx, client.DiscoverOptions{Endpoints: eps, Security: sec})
 	if err != nil {
 		return err
 	}
 	e := &env{stdout: w, output: formatTable}
 	return e.emit(nil, func(w io.Writer) { devicesTable(w, devs) })
+}
+
+// demoCredentials provisions the demo's operator PSK as "pki psk" does: a
+// random key, added to the devices' credential file at credsPath and
+// written to the operator's key file at keyPath. It then reads both back
+// the way ocfupdated (--creds) and ocfupdate (--psk-key-file) do.
+func demoCredentials(credsPath, keyPath string) (*creds.Credentials, *client.Security, error) {
+	key, err := newPSK(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := provisionPSK(keyPath, []string{credsPath}, demoIdentity, key); err != nil {
+		return nil, nil, err
+	}
+	c, err := creds.Load(credsPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	flags := securityFlags{pskIdentity: demoIdentity, pskKeyFile: keyPath}
+	sec, err := flags.security()
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, sec, nil
 }

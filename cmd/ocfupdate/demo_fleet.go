@@ -15,7 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ocfupdate/ocfupdate/internal/acl"
 	"github.com/ocfupdate/ocfupdate/internal/agent"
+	"github.com/ocfupdate/ocfupdate/internal/creds"
 	"github.com/ocfupdate/ocfupdate/internal/fetch"
 	"github.com/ocfupdate/ocfupdate/internal/install"
 	"github.com/ocfupdate/ocfupdate/internal/ocf"
@@ -33,16 +35,22 @@ type fleetConfig struct {
 	Versions    []string // packages to publish; devices start on the first
 	PackageSize int64    // payload bytes of each package
 	Logger      *slog.Logger
-	// PSK, when set, gives every device a CoAPs endpoint that accepts
-	// this key under any identity (tests of the CLI's credentials).
-	PSK []byte
+	// Creds, when set, secure every device as ocfupdated --creds does
+	// (cmd/ocfupdated/security.go): a CoAPs endpoint with these
+	// credentials, and the default access rules (discovery for anybody,
+	// read for any authenticated peer, everything for the PSK
+	// identities), so that plain CoAP reaches /oic/res, /oic/d and /oic/p
+	// only. Nil: plain CoAP, everything open to everybody (demo
+	// --insecure, and tests about other things than security).
+	Creds *creds.Credentials
 }
 
 // fleet is a running setup. Stop ends it.
 type fleet struct {
 	purl      string
 	repoDir   string
-	endpoints []string
+	endpoints []string // what to talk to: coaps:// with Creds, else coap://
+	plain     []string // every device's coap:// endpoint
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -100,14 +108,50 @@ func startFleet(ctx context.Context, cfg fleetConfig) (_ *fleet, err error) {
 		return nil, err
 	}
 	f.closer = dl.Close
+	sec, err := newDeviceSecurity(cfg.Creds)
+	if err != nil {
+		return nil, err
+	}
 	for i := range cfg.Devices {
-		ep, err := f.startDevice(ctx, runCtx, cfg, i, root, dl)
+		plain, secure, err := f.startDevice(ctx, runCtx, cfg, sec, i, root, dl)
 		if err != nil {
 			return nil, fmt.Errorf("device %d: %w", i+1, err)
 		}
-		f.endpoints = append(f.endpoints, ep)
+		f.plain = append(f.plain, plain)
+		if cfg.Creds != nil {
+			f.endpoints = append(f.endpoints, secure)
+		} else {
+			f.endpoints = append(f.endpoints, plain)
+		}
 	}
 	return f, nil
+}
+
+// deviceSecurity is what ocfupdated makes of --creds without --acl
+// (cmd/ocfupdated/security.go), for in-process devices.
+type deviceSecurity struct {
+	coapsAddr  string // "" = plain CoAP only
+	dtls       ocf.DTLSConfig
+	authorizer ocf.Authorizer // nil allows everything
+}
+
+func newDeviceSecurity(c *creds.Credentials) (deviceSecurity, error) {
+	if c == nil {
+		return deviceSecurity{}, nil
+	}
+	if !c.HasServerCredentials() {
+		return deviceSecurity{}, errors.New("credentials without a PSK or a certificate: the devices could not serve CoAPs")
+	}
+	l, err := acl.Default(c.PSKIdentities())
+	if err != nil {
+		return deviceSecurity{}, err
+	}
+	s := deviceSecurity{coapsAddr: "127.0.0.1:0", authorizer: l,
+		dtls: ocf.DTLSConfig{Certificate: c.Certificate, ClientCAs: c.ClientCAs}}
+	if len(c.PSKIdentities()) > 0 {
+		s.dtls.PSK = c.LookupPSK
+	}
+	return s, nil
 }
 
 // spawn runs fn until the fleet stops, keeping its error.
@@ -123,61 +167,60 @@ func (f *fleet) spawn(fn func() error) {
 	}()
 }
 
-// startDevice runs device i and returns its endpoint once it serves.
-func (f *fleet) startDevice(ctx, runCtx context.Context, cfg fleetConfig, i int, root []byte, dl *fetch.Downloader) (string, error) {
+// startDevice runs device i and returns its endpoints once it serves:
+// coap://, and coaps:// when sec has a CoAPs address.
+func (f *fleet) startDevice(ctx, runCtx context.Context, cfg fleetConfig, sec deviceSecurity, i int, root []byte, dl *fetch.Downloader) (plain, secure string, err error) {
 	dir := filepath.Join(cfg.Dir, "devices", fmt.Sprintf("%03d", i+1))
 	log := cfg.Logger.With("device", i+1)
 	tc, err := tufclient.New(tufclient.Config{TrustedRoot: root, CacheDir: filepath.Join(dir, "tuf"),
 		StagingDir: filepath.Join(dir, "downloads"), Downloader: dl, Logger: log})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	inst, err := install.New(install.Config{Kind: install.KindSlots, Slots: install.SlotsConfig{
 		Dir: filepath.Join(dir, "slots"), Model: cfg.Model, FactoryVersion: cfg.Versions[0]}})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	ready := make(chan string, 1)
-	var coaps string
-	var dtls ocf.DTLSConfig
-	if cfg.PSK != nil {
-		coaps = "127.0.0.1:0"
-		dtls.PSK = func([]byte) ([]byte, error) { return cfg.PSK, nil }
-	}
+	ready := make(chan []string, 1)
 	a, err := agent.New(agent.Config{
-		CoAPSAddr: coaps,
-		DTLS:      dtls,
-		DataDir:   dir,
-		CoAPAddr:  "127.0.0.1:0",
+		CoAPSAddr:  sec.coapsAddr,
+		DTLS:       sec.dtls,
+		Authorizer: sec.authorizer,
+		DataDir:    dir,
+		CoAPAddr:   "127.0.0.1:0",
 		Device: agent.Device{Name: fmt.Sprintf("demo-%03d", i+1), Model: cfg.Model, SoftwareVersion: cfg.Versions[0],
 			Manufacturer: "ocfupdate demo", ManufacturingDate: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
 		Checker: tc, Fetcher: tc, Installer: inst,
 		Logger: log,
-		Ready: func(eps []string) {
-			for _, ep := range eps {
-				if strings.HasPrefix(ep, "coap://") {
-					ready <- ep
-					return
-				}
-			}
-			ready <- ""
-		},
+		Ready:  func(eps []string) { ready <- eps },
 	})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	done := make(chan struct{})
 	f.spawn(func() error { defer close(done); return a.Run(runCtx) })
 	select {
-	case ep := <-ready:
-		if ep == "" {
-			return "", errors.New("the agent has no coap endpoint")
+	case eps := <-ready:
+		for _, ep := range eps {
+			switch {
+			case plain == "" && strings.HasPrefix(ep, "coap://"):
+				plain = ep
+			case secure == "" && strings.HasPrefix(ep, "coaps://"):
+				secure = ep
+			}
 		}
-		return ep, nil
+		switch {
+		case plain == "":
+			return "", "", errors.New("the agent has no coap endpoint")
+		case sec.coapsAddr != "" && secure == "":
+			return "", "", errors.New("the agent has no coaps endpoint")
+		}
+		return plain, secure, nil
 	case <-done:
-		return "", errors.New("the agent stopped before serving")
+		return "", "", errors.New("the agent stopped before serving")
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return "", "", ctx.Err()
 	}
 }
 

@@ -44,6 +44,7 @@ func (e *env) emit(v any, table func(w io.Writer)) error {
 	if e.output == formatJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // "<DEVICE-DIR>" stays readable: this is not HTML
 		if err := enc.Encode(v); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"net"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ocfupdate/ocfupdate/client"
+	"github.com/ocfupdate/ocfupdate/internal/creds"
 )
 
 // newTestFleet starts n devices on 1.0.0 and a repository offering 1.1.0,
@@ -219,51 +219,48 @@ func TestRolloutCommand(t *testing.T) {
 	}
 }
 
-// TestDemo runs "ocfupdate demo --non-interactive" as CI does: it must exit
-// 0 with every device on the new version; with -o json stdout is the
-// report.
-func TestDemo(t *testing.T) {
-	r := runCLI(t, "demo", "--non-interactive")
-	if r.code != exitOK || r.stderr != "" {
-		t.Fatalf("exit %d, stderr %q\n%s", r.code, r.stderr, r.stdout)
-	}
-	for _, want := range []string{"wave 1/3: 1 device(s)", "succeeded 5, failed 0", "all 5 devices run 1.1.0"} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
-		}
-	}
-	r = runCLI(t, "-o", "json", "demo", "--devices", "3", "--package-size", "1024")
-	rep := decodeJSON[*client.Report](t, r.stdout)
-	if r.code != exitOK || !rep.Complete() || rep.Counts.Succeeded != 3 || rep.Version != "1.1.0" {
-		t.Errorf("exit %d, report %+v", r.code, rep)
-	}
-	if r := runCLI(t, "demo", "--devices", "0"); r.code != exitUsage {
-		t.Errorf("--devices 0: exit %d", r.code)
-	}
-}
-
 // TestSecureFlags: the device commands talk CoAPs with a PSK read from a
-// file only its owner may read.
+// file only its owner may read, provisioned with "pki psk"; without
+// credentials a secure device refuses them the update resource (4.01).
 func TestSecureFlags(t *testing.T) {
-	key := []byte("0123456789abcdef0123456789abcdef")
+	dir := t.TempDir()
+	credsPath, keyFile := filepath.Join(dir, "dev", "creds.json"), filepath.Join(dir, "ops", "operator.psk")
+	mustRun(t, "pki", "psk", filepath.Join(dir, "ops"), "--identity", "operator", "--creds", credsPath)
+	c, err := creds.Load(credsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f, err := startFleet(t.Context(), fleetConfig{Dir: t.TempDir(), Devices: 1, Model: "lamp",
-		Versions: []string{"1.0.0", "1.1.0"}, PackageSize: 1024, PSK: key})
+		Versions: []string{"1.0.0", "1.1.0"}, PackageSize: 1024, Creds: c})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = f.stop() })
-	keyFile := filepath.Join(t.TempDir(), "psk.hex")
-	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	st := decodeJSON[deviceJSON](t, mustRun(t, "-o", "json", "update", f.endpoints[0], "--purl", f.purl, "--wait",
+	// A coap:// endpoint (what multicast finds) leads to the coaps one.
+	st := decodeJSON[deviceJSON](t, mustRun(t, "-o", "json", "update", f.plain[0], "--purl", f.purl, "--wait",
 		"--psk-identity", "operator", "--psk-key-file", keyFile))
-	if st.Version != "1.1.0" || !strings.HasPrefix(st.Endpoint, "coaps://127.0.0.1:") {
+	if st.Version != "1.1.0" || st.Endpoint != f.endpoints[0] || !strings.HasPrefix(st.Endpoint, "coaps://127.0.0.1:") {
 		t.Errorf("update over coaps: %+v", st)
 	}
 	devs := decodeJSON[[]deviceJSON](t, mustRun(t, "-o", "json", "status", st.Endpoint, "--psk-identity", "operator", "--psk-key-file", keyFile))
-	if len(devs) != 1 || devs[0].Version != "1.1.0" {
+	if len(devs) != 1 || devs[0].Version != "1.1.0" || devs[0].State != "idle" {
 		t.Errorf("status over coaps: %+v", devs)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"no credentials", []string{"update", f.plain[0], "--purl", f.purl}, "Unauthorized: authentication required"},
+		{"status without credentials", []string{"status", f.plain[0]}, "could not be read"},
+		{"unknown identity", []string{"status", st.Endpoint, "--psk-identity", "intruder", "--psk-key-file", keyFile, "--request-timeout", "2s"}, "could not be read"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, tt.args...)
+			if r.code != exitFailure || !strings.Contains(r.stderr, tt.msg) {
+				t.Errorf("exit %d, stderr %q; want %d mentioning %q", r.code, r.stderr, exitFailure, tt.msg)
+			}
+		})
 	}
 	if err := os.Chmod(keyFile, 0o644); err != nil {
 		t.Fatal(err)

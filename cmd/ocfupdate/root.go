@@ -45,7 +45,8 @@ Start with "ocfupdate demo": a repository, devices and a rollout on loopback.
 "ocfupdate discover", "status" and "watch" show devices and where their
 updates stand; "update" updates one device, "rollout" a fleet in waves.
 "ocfupdate repo" builds, signs and serves the TUF repository of packages that
-devices fetch their updates from.
+devices fetch their updates from. "ocfupdate pki" makes the certificates and
+pre-shared keys devices and operators authenticate each other with (CoAPs).
 
 Exit codes: 0 success, 1 failure, 2 usage error, 3 rollout halted, 4
 interrupted (see docs/cli.md).`,
@@ -68,6 +69,7 @@ interrupted (see docs/cli.md).`,
 		updateCmd(e),
 		rolloutCmd(e),
 		repoCmd(e),
+		pkiCmd(e),
 	)
 	wrapRunErrors(root)
 	return root

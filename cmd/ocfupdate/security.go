@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ocfupdate/ocfupdate/client"
+	"github.com/ocfupdate/ocfupdate/internal/creds"
 )
 
 // securityFlags are how the device commands authenticate to devices over
@@ -53,9 +54,19 @@ func (s *securityFlags) security() (*client.Security, error) {
 		}
 		return &client.Security{PSKIdentity: s.pskIdentity, PSK: key}, nil
 	case s.cert != "":
-		pair, err := tls.LoadX509KeyPair(s.cert, s.key)
+		certPEM, err := os.ReadFile(s.cert)
 		if err != nil {
 			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		// The key is checked as the device checks its own: a key other
+		// users can read is a key they can use.
+		keyPEM, err := creds.ReadSecret(s.key)
+		if err != nil {
+			return nil, fmt.Errorf("client key: %w", err)
+		}
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate %s and key %s: %w", s.cert, s.key, err)
 		}
 		sec := &client.Security{Certificate: &pair}
 		if s.ca != "" {
@@ -89,26 +100,17 @@ func (s *securityFlags) checkEndpoint(ep string) error {
 // readPSK reads a hex key from a file that only its owner may read: a key
 // on the command line would be visible to every user in the process list.
 func readPSK(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	b, err := creds.ReadSecret(path)
 	if err != nil {
 		return nil, fmt.Errorf("psk key: %w", err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil {
-		return nil, fmt.Errorf("psk key: %w", err)
+		// The decoder's message would quote part of the key.
+		return nil, fmt.Errorf("psk key %s: not hexadecimal", path)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("psk key %s is readable or writable by others (mode %v): run chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	b := make([]byte, 1024)
-	n, _ := f.Read(b)
-	key, err := hex.DecodeString(strings.TrimSpace(string(b[:n])))
-	if err != nil {
-		return nil, fmt.Errorf("psk key %s: not hex: %w", path, err)
-	}
-	if len(key) < 16 || len(key) > 64 {
-		return nil, fmt.Errorf("psk key %s: %d bytes, want 16 to 64", path, len(key))
+	if len(key) < creds.MinPSKLen || len(key) > creds.MaxPSKLen {
+		return nil, fmt.Errorf("psk key %s: %d bytes, want %d to %d", path, len(key), creds.MinPSKLen, creds.MaxPSKLen)
 	}
 	return key, nil
 }

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/pem"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
+)
+
+// buildDaemon builds ocfupdated into a temporary directory.
+func buildDaemon(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds ocfupdated; skipped with -short")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go tool to build ocfupdated with: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "ocfupdated")
+	cmd := exec.CommandContext(t.Context(), goTool, "build", "-o", bin, "github.com/ocfupdate/ocfupdate/cmd/ocfupdated")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ocfupdated: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runningDaemon is an ocfupdated process and its endpoints.
+type runningDaemon struct {
+	plain, secure string // coap://, coaps://
+	stderr        *syncBuffer
+	cmd           *exec.Cmd
+	exited        chan error
+}
+
+// startDaemonProcess runs bin with args on ephemeral loopback ports and
+// waits for both "listening" lines.
+func startDaemonProcess(t *testing.T, ctx context.Context, bin string, args ...string) *runningDaemon {
+	t.Helper()
+	args = append([]string{"--coap", "127.0.0.1:0", "--coaps", "127.0.0.1:0", "--multicast=false", "--log-level", "debug"}, args...)
+	d := &runningDaemon{stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	d.cmd = exec.CommandContext(ctx, bin, args...)
+	d.cmd.Stderr = d.stderr
+	stdout, err := d.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		d.exited <- d.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+		if t.Failed() {
+			t.Logf("ocfupdated stderr:\n%s", d.stderr.String())
+		}
+	})
+	for d.plain == "" || d.secure == "" {
+		select {
+		case l := <-lines:
+			ep, _ := strings.CutPrefix(l, "listening ")
+			switch {
+			case strings.HasPrefix(ep, "coap://127.0.0.1:"):
+				d.plain = ep
+			case strings.HasPrefix(ep, "coaps://127.0.0.1:"):
+				d.secure = ep
+			default:
+				t.Fatalf("ocfupdated printed %q", l)
+			}
+		case err := <-d.exited:
+			d.exited <- err
+			t.Fatalf("ocfupdated exited: %v\n%s", err, d.stderr.String())
+		case <-ctx.Done():
+			t.Fatal("ocfupdated did not print its endpoints")
+		}
+	}
+	return d
+}
+
+// TestPKIWithDaemon provisions a real ocfupdated with the output of pki
+// (--creds, --acl) and drives it over CoAPs with the operator's
+// certificate and with a PSK, as docs/security.md tells an operator to. A
+// certificate from the same CA without an ACL entry is refused with the
+// device's 4.03 diagnostic, plain CoAP with 4.01, and no key reaches the
+// daemon's log.
+func TestPKIWithDaemon(t *testing.T) {
+	bin := buildDaemon(t)
+	// A guard against a hung process, not a timing assertion.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	root := t.TempDir()
+	in := func(p ...string) string { return filepath.Join(append([]string{root}, p...)...) }
+	devACL := in("dev", "acl.json")
+	mustRun(t, "pki", "ca", in("ca"))
+	mustRun(t, "pki", "device", in("dev"), "--ca", in("ca"), "--id", "0f5a6f3e-1d2c-4b5a-8e9f-0000000000d1")
+	mustRun(t, "pki", "operator", in("alice"), "--ca", in("ca"), "--name", "alice", "--acl", devACL)
+	mustRun(t, "pki", "psk", in("ops"), "--identity", "bob", "--creds", in("dev", "creds.json"), "--acl", devACL)
+	mustRun(t, "pki", "operator", in("mallory"), "--ca", in("ca"), "--name", "mallory") // entry in mallory/acl.json only
+	alice := []string{"--cert", in("alice", "operator.pem"), "--key", in("alice", "operator.key"), "--ca", in("alice", "ca.pem")}
+	bob := []string{"--psk-identity", "bob", "--psk-key-file", in("ops", "bob.psk")}
+	mallory := []string{"--cert", in("mallory", "operator.pem"), "--key", in("mallory", "operator.key"), "--ca", in("mallory", "ca.pem")}
+
+	// A repository with 1.0.0 and 1.1.0, served over HTTPS.
+	rootJSON, err := buildRepo(in("repo"), in("packages"), fleetConfig{Model: "thermo", Versions: []string{"1.0.0", "1.1.0"}, PackageSize: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(tufrepo.NewHandler(in("repo")))
+	defer srv.Close()
+	repoCA := in("repo-ca.pem")
+	if err := os.WriteFile(repoCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(in("root.json"), rootJSON, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	purl := srv.URL
+
+	d := startDaemonProcess(t, ctx, bin, "--data-dir", in("data"), "--creds", in("dev", "creds.json"), "--acl", devACL,
+		"--trust", in("root.json"), "--ca", repoCA, "--model", "thermo", "--version", "1.0.0", "--restart=false")
+	ep := d.secure
+	withCreds := func(creds []string, args ...string) []string { return append(args, creds...) }
+
+	devs := decodeJSON[[]deviceJSON](t, mustRun(t, withCreds(alice, "-o", "json", "status", ep)...))
+	if len(devs) != 1 || devs[0].Version != "1.0.0" || devs[0].State != "idle" || devs[0].Endpoint != ep {
+		t.Fatalf("status with the operator certificate: %+v", devs)
+	}
+	st := decodeJSON[deviceJSON](t, mustRun(t, withCreds(bob, "-o", "json", "update", ep, "--purl", purl, "--action", "isac", "--wait")...))
+	if st.State != "nsa" || st.NV != "1.1.0" || st.Result == nil || *st.Result != 0 {
+		t.Errorf("check with the PSK: %+v", st)
+	}
+	st = decodeJSON[deviceJSON](t, mustRun(t, withCreds(alice, "-o", "json", "update", ep, "--purl", purl, "--wait")...))
+	if st.Version != "1.1.0" || st.Result == nil || *st.Result != 1 || st.Endpoint != ep {
+		t.Errorf("upgrade with the operator certificate: %+v", st)
+	}
+	devs = decodeJSON[[]deviceJSON](t, mustRun(t, withCreds(bob, "-o", "json", "status", ep)...))
+	if len(devs) != 1 || devs[0].Version != "1.1.0" {
+		t.Errorf("status with the PSK: %+v", devs)
+	}
+
+	for _, tt := range []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"certificate without an ACL entry", withCreds(mallory, "update", ep, "--purl", purl),
+			"device answered Forbidden: not permitted by the device's access control list"},
+		{"status without an ACL entry", withCreds(mallory, "status", ep), "1 of 1 device(s) could not be read"},
+		{"plain CoAP", []string{"update", d.plain, "--purl", purl}, "device answered Unauthorized: authentication required"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, tt.args...)
+			if r.code != exitFailure || !strings.Contains(r.stderr, tt.msg) {
+				t.Errorf("exit %d, stderr %q; want %d mentioning %q", r.code, r.stderr, exitFailure, tt.msg)
+			}
+		})
+	}
+
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-d.exited; err != nil {
+		t.Errorf("ocfupdated after SIGTERM: %v", err)
+	}
+	d.exited <- nil // for the cleanup
+	log := d.stderr.String()
+	key := bytes.TrimSpace(mustReadFile(t, in("ops", "bob.psk")))
+	if _, err := hex.DecodeString(string(key)); err != nil || len(key) == 0 {
+		t.Fatalf("bob.psk: %v", err)
+	}
+	if strings.Contains(log, string(key)) || strings.Contains(log, "PRIVATE KEY") {
+		t.Error("the daemon's log holds a key")
+	}
+	if !strings.Contains(log, "bob") {
+		t.Errorf("the daemon's log does not name the PSK identities it loaded:\n%s", log)
+	}
+}
