@@ -7,14 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"strings"
 
-	piondtls "github.com/pion/dtls/v3"
-	"github.com/pion/logging"
-	"github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/ocfupdate/ocfupdate/internal/coapsdial"
 )
 
 // Security is how the client authenticates to a device's CoAPs (DTLS)
@@ -49,22 +47,6 @@ func (s *Security) validate() error {
 	return nil
 }
 
-// Cipher suites offered: those the device offers (internal/ocf), the
-// CCM_8 ones RFC 7252 makes mandatory first.
-var (
-	pskSuites = []piondtls.CipherSuiteID{
-		piondtls.TLS_PSK_WITH_AES_128_CCM_8,
-		piondtls.TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256,
-		piondtls.TLS_PSK_WITH_AES_128_CCM,
-		piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
-	}
-	certSuites = []piondtls.CipherSuiteID{
-		piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,
-		piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-		piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM,
-	}
-)
-
 // DialSecure connects to endpoint ("coaps://host:port", or host:port with
 // default port 5684) over CoAPs and completes the DTLS handshake within
 // ctx.
@@ -89,62 +71,13 @@ func dialDTLS(ctx context.Context, addr string, sec *Security, opts []udp.Option
 	if err != nil {
 		return nil, fmt.Errorf("dial coaps %s: %w", addr, err)
 	}
-	dopts := []piondtls.ClientOption{piondtls.WithLoggerFactory(quietLogs{})}
-	if len(sec.PSK) > 0 {
-		key := slices.Clone(sec.PSK)
-		dopts = append(dopts,
-			piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
-			piondtls.WithPSKIdentityHint([]byte(sec.PSKIdentity)),
-			piondtls.WithCipherSuites(pskSuites...))
-	} else {
-		name := sec.ServerName
-		if name == "" {
-			name, _, _ = strings.Cut(host, "%") // a zone is no part of a certificate name
-		}
-		dopts = append(dopts,
-			piondtls.WithCertificates(*sec.Certificate),
-			piondtls.WithServerName(name),
-			piondtls.WithCipherSuites(certSuites...))
-		if sec.RootCAs != nil {
-			dopts = append(dopts, piondtls.WithRootCAs(sec.RootCAs))
-		}
+	c := coapsdial.Credentials{PSKIdentity: sec.PSKIdentity, PSK: sec.PSK,
+		Certificate: sec.Certificate, RootCAs: sec.RootCAs, ServerName: sec.ServerName}
+	if c.ServerName == "" {
+		c.ServerName, _, _ = strings.Cut(host, "%") // a zone is no part of a certificate name
 	}
-	cc, err := dtls.Dial(addr, dtls.NewDTLSClientOptions(dopts...), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("dial coaps %s: %w", addr, err)
-	}
-	dc, ok := cc.NetConn().(*piondtls.Conn)
-	if !ok {
-		_ = cc.Close()
-		<-cc.Done()
-		return nil, fmt.Errorf("dial coaps %s: not a DTLS connection", addr)
-	}
-	if err := dc.HandshakeContext(ctx); err != nil {
-		_ = cc.Close()
-		<-cc.Done()
-		return nil, fmt.Errorf("dial coaps %s: handshake: %w", addr, err)
-	}
-	return cc, nil
+	return coapsdial.Dial(ctx, addr, c, opts...)
 }
-
-// quietLogs discards pion's log lines: failures are returned as errors,
-// and pion's default logger writes to stderr.
-type quietLogs struct{}
-
-func (quietLogs) NewLogger(string) logging.LeveledLogger { return quietLogger{} }
-
-type quietLogger struct{}
-
-func (quietLogger) Trace(string)          {}
-func (quietLogger) Tracef(string, ...any) {}
-func (quietLogger) Debug(string)          {}
-func (quietLogger) Debugf(string, ...any) {}
-func (quietLogger) Info(string)           {}
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Warn(string)           {}
-func (quietLogger) Warnf(string, ...any)  {}
-func (quietLogger) Error(string)          {}
-func (quietLogger) Errorf(string, ...any) {}
 
 // secureEndpoint finds, in the links of /oic/res read over plain CoAP, the
 // coaps endpoint of the device's software update resource; it prefers one
