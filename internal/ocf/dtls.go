@@ -118,7 +118,7 @@ func (c DTLSConfig) validate() error {
 			errs = append(errs, err)
 		}
 		if c.ClientCAs == nil {
-			errs = append(errs, errors.New("Certificate without ClientCAs: client certificates could not be verified"))
+			errs = append(errs, errors.New("a certificate without ClientCAs: client certificates could not be verified"))
 		}
 	}
 	if c.MaxSessions < 0 || c.MaxHandshakesPerSource < 0 {
@@ -137,11 +137,11 @@ func (c DTLSConfig) validate() error {
 // the certificate cipher suites.
 func checkP256(c *tls.Certificate) error {
 	if len(c.Certificate) == 0 {
-		return errors.New("Certificate has no certificate")
+		return errors.New("the certificate has no certificate data")
 	}
 	k, ok := c.PrivateKey.(*ecdsa.PrivateKey)
 	if !ok || k.Curve != elliptic.P256() {
-		return fmt.Errorf("Certificate key is %T, want an ECDSA P-256 key", c.PrivateKey)
+		return fmt.Errorf("certificate key is %T, want an ECDSA P-256 key", c.PrivateKey)
 	}
 	return nil
 }

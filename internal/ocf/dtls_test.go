@@ -265,7 +265,7 @@ func TestDTLSAuthorizer(t *testing.T) {
 		{method: codes.GET, path: "/secret", cf: -1},
 		{method: codes.POST, path: "/secret", cf: 60, body: mustEncode(t, map[string]any{"x": 1})},
 		// The first block of a large body: refused at once, not buffered.
-		{method: codes.POST, path: "/secret", cf: 60, body: make([]byte, 16), opts: []message.Option{uintOpt(message.Block1, 0<<4|1<<3|0)}},
+		{method: codes.POST, path: "/secret", cf: 60, body: make([]byte, 16), opts: []message.Option{uintOpt(message.Block1, 1<<3)}}, // Block1: num 0, more, szx 0
 	} {
 		m := do(t, anon, c)
 		if m.Code() != codes.Unauthorized || diagnostic(t, m).Error == "" {
