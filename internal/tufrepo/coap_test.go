@@ -10,15 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	piondtls "github.com/pion/dtls/v3"
-	"github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/message/pool"
-	coapNet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
@@ -43,6 +40,42 @@ func startCoAP(t testing.TB, dir string, opts ServeOptions) string {
 		}
 	})
 	return conn.LocalAddr().String()
+}
+
+// periodic runs a go-coap client's housekeeping (retransmissions,
+// expirations). go-coap's default runner sleeps between rounds and outlives
+// the client by up to four seconds; this one stops at once, for goleak.
+type periodic struct {
+	done chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+}
+
+func newPeriodic() *periodic { return &periodic{done: make(chan struct{})} }
+
+func (p *periodic) run(f func(now time.Time) bool) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case now := <-t.C:
+				if !f(now) {
+					return
+				}
+			case <-p.done:
+				return
+			}
+		}
+	}()
+}
+
+// stop ends the runner's goroutines and waits for them.
+func (p *periodic) stop() {
+	p.once.Do(func() { close(p.done) })
+	p.wg.Wait()
 }
 
 // dialCoAP is a go-coap client with its own blockwise off: the tests drive
@@ -301,32 +334,6 @@ func TestCoAPETagChangesWhenFileReplaced(t *testing.T) {
 	}
 }
 
-func TestDropNonRequests(t *testing.T) {
-	tests := []struct {
-		typ  message.Type
-		code codes.Code
-		drop bool
-	}{
-		{message.Reset, codes.Empty, true},
-		{message.Acknowledgement, codes.Empty, true},
-		{message.Acknowledgement, codes.Content, true},
-		{message.NonConfirmable, codes.Empty, true},
-		{message.NonConfirmable, codes.Content, true},
-		{message.Confirmable, codes.Empty, false}, // ping: answered by go-coap with one Reset
-		{message.Confirmable, codes.GET, false},
-		{message.NonConfirmable, codes.GET, false},
-	}
-	for _, tt := range tests {
-		m := pool.NewMessage(context.Background())
-		m.SetType(tt.typ)
-		m.SetCode(tt.code)
-		drop, err := dropNonRequests(nil, m)
-		if err != nil || drop != tt.drop {
-			t.Errorf("%v %v: drop=%v err=%v, want drop=%v", tt.typ, tt.code, drop, err, tt.drop)
-		}
-	}
-}
-
 // A peer's Reset must not start an exchange: the first datagram the server
 // sends after a Reset and a GET from the same peer is the reply to the GET.
 func TestCoAPResetDrawsNoReply(t *testing.T) {
@@ -389,50 +396,6 @@ func TestServeCoAPRejectsBadBlockSize(t *testing.T) {
 	}
 }
 
-func TestCoAPsBlock2Fetch(t *testing.T) {
-	f := newFixture(t, InitOptions{})
-	p, data := packagePath(t, f)
-	psk := []byte("0123456789abcdef")
-	pskOpts := []piondtls.Option{
-		piondtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
-		piondtls.WithPSKIdentityHint([]byte("device")),
-		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
-	}
-	srvOpts := make([]piondtls.ServerOption, 0, len(pskOpts))
-	cliOpts := make([]piondtls.ClientOption, 0, len(pskOpts))
-	for _, o := range pskOpts {
-		srvOpts = append(srvOpts, o)
-		cliOpts = append(cliOpts, o)
-	}
-	ln, err := coapNet.NewDTLSListener("udp", "127.0.0.1:0", coapNet.NewDTLSServerOptions(srvOpts...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ServeCoAPs(ctx, ln, f.dir, ServeOptions{}) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ServeCoAPs: %v", err)
-		}
-	}()
-
-	ticker := newPeriodic()
-	defer ticker.stop()
-	cc, err := dtls.Dial(ln.Addr().String(), dtls.NewDTLSClientOptions(cliOpts...),
-		options.WithBlockwise(false, blockwise.SZX1024, time.Minute),
-		options.WithErrors(func(error) {}), options.WithPeriodicRunner(ticker.run))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cc.Close(); <-cc.Done() }()
-	got, _ := fetchAll(t, cc, p, blockwise.SZX1024, message.Confirmable)
-	if !bytes.Equal(got, data) {
-		t.Fatal("CoAPs fetch differs from the package")
-	}
-}
-
 func BenchmarkCoAPBlockServe(b *testing.B) {
 	dir := filepath.Join(b.TempDir(), "repo")
 	if err := Init(dir, InitOptions{}); err != nil {
@@ -471,5 +434,70 @@ func TestServeCoAPStopsWhenCancelledEarly(t *testing.T) {
 	}
 	if _, err := conn.WriteTo([]byte{0}, conn.LocalAddr()); err == nil {
 		t.Fatal("conn still open after ServeCoAP returned")
+	}
+}
+
+// rawUDP is a UDP socket connected to addr.
+func rawUDP(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// A retransmitted Confirmable GET is answered again, from the file: the
+// server keeps no exchange state (RFC 7252 §4.5 allows this for
+// idempotent requests).
+func TestCoAPDuplicateAnsweredAgain(t *testing.T) {
+	f := newFixture(t, InitOptions{})
+	c := rawUDP(t, startCoAP(t, f.dir, ServeOptions{}))
+	for i := range 2 {
+		if m := getTimestamp(t, c, 0x4242); m.Type != message.Acknowledgement || m.MessageID != 0x4242 || m.Code != codes.Content {
+			t.Fatalf("copy %d: %v %v mid %#x", i, m.Type, m.Code, m.MessageID)
+		}
+	}
+}
+
+// Malformed datagrams draw no answer (a Reset for an intact CON header)
+// and are reported to ServeOptions.Errors.
+func TestCoAPMalformedReported(t *testing.T) {
+	f := newFixture(t, InitOptions{})
+	errs := make(errorSink, 64)
+	c := rawUDP(t, startCoAP(t, f.dir, ServeOptions{Errors: errs.report}))
+	if _, err := c.Write([]byte{0x40, 0x01, 0x12, 0x34, 0xf1, 0}); err != nil {
+		t.Fatal(err)
+	}
+	err := errs.waitError(t, "malformed")
+	if !errors.Is(err, message.ErrOptionUnexpectedExtendMarker) {
+		t.Fatalf("reported %v, want the decoder's error wrapped", err)
+	}
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := decodeResp(t, buf[:n]); m.Type != message.Reset || m.MessageID != 0x1234 {
+		t.Fatalf("answer %v mid %#x, want Reset 0x1234", m.Type, m.MessageID)
+	}
+}
+
+// A socket closed by someone else ends ServeCoAP with an error.
+func TestServeCoAPConnClosed(t *testing.T) {
+	f := newFixture(t, InitOptions{})
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ServeCoAP(context.Background(), conn, f.dir, ServeOptions{}) }()
+	_ = conn.Close()
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("ServeCoAP after Close: %v, want net.ErrClosed", err)
 	}
 }

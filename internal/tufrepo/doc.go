@@ -113,5 +113,9 @@
 // rename, never modified in place). The CoAP server serves the same files
 // over UDP or DTLS: GET with Block2 driven by the server, one block read
 // with ReadAt per request (constant memory), ETag (the same 8 bytes as the
-// HTTP ETag) and Size2 on every block.
+// HTTP ETag) and Size2 on every block. It uses go-coap for the message
+// codec only and keeps no state between datagrams (no exchange or response
+// cache: a retransmitted GET is answered again), so a download costs the
+// same per block whatever its length; only a few recently opened files are
+// kept open (coap_files.go).
 package tufrepo

@@ -23,6 +23,8 @@ import (
 type ServeOptions struct {
 	// Errors receives errors that do not stop the server (failed TLS
 	// handshakes, malformed datagrams, write failures). Nil discards them.
+	// The CoAP servers call it from several goroutines, at most ten times
+	// a second, and count what they hold back in the next error.
 	Errors func(error)
 	// BlockSize is the CoAP Block2 size used when a client asks for none or
 	// for a larger one: a power of two from 16 to 1024. Zero means 1024.
@@ -152,11 +154,14 @@ func leavesRoot(err error) bool {
 	return strings.Contains(err.Error(), "path escapes from parent")
 }
 
+// maxServedPath bounds the length of a request path.
+const maxServedPath = 1024
+
 // servedName checks a slash-separated request path segment by segment and
 // returns it relative to the repository root.
 func servedName(p string) (string, bool) {
 	p = strings.TrimPrefix(p, "/")
-	if p == "" || len(p) > 1024 {
+	if p == "" || len(p) > maxServedPath {
 		return "", false
 	}
 	for seg := range strings.SplitSeq(p, "/") {
