@@ -21,6 +21,7 @@ import (
 	"github.com/ocfupdate/ocfupdate/internal/fetch"
 	"github.com/ocfupdate/ocfupdate/internal/install"
 	"github.com/ocfupdate/ocfupdate/internal/ocf"
+	"github.com/ocfupdate/ocfupdate/internal/sample"
 	"github.com/ocfupdate/ocfupdate/internal/tufclient"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
 )
@@ -237,59 +238,5 @@ func (f *fleet) stop() error {
 // buildRepo creates and publishes the repository with a package per
 // version, and returns its root.json.
 func buildRepo(repoDir, pkgDir string, cfg fleetConfig) ([]byte, error) {
-	if err := tufrepo.Init(repoDir, tufrepo.InitOptions{}); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(pkgDir, 0o755); err != nil {
-		return nil, fmt.Errorf("packages: %w", err)
-	}
-	for _, v := range cfg.Versions {
-		p := filepath.Join(pkgDir, cfg.Model+"-"+v+".tar.gz")
-		if err := writeDemoPackage(p, cfg.Model, v, cfg.PackageSize); err != nil {
-			return nil, err
-		}
-		if _, err := tufrepo.AddTarget(repoDir, p, cfg.Model, v, tufrepo.AddOptions{}); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := tufrepo.Publish(repoDir, tufrepo.PublishOptions{}); err != nil {
-		return nil, err
-	}
-	return tufrepo.TrustedRoot(repoDir)
-}
-
-// writeDemoPackage writes a slots package whose firmware is size bytes that
-// do not compress (so the package really is about size bytes).
-func writeDemoPackage(path, model, version string, size int64) error {
-	out, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("package: %w", err)
-	}
-	err = install.WritePackage(out, install.Manifest{Version: version, Model: model},
-		install.PackageFile{Name: "firmware.bin", Mode: 0o644, Size: size, Data: &noise{n: size, x: uint64(len(version))}})
-	if cerr := out.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("package: %w", cerr)
-	}
-	return err
-}
-
-// noise yields n pseudo-random bytes without holding them.
-type noise struct {
-	n, off int64
-	x      uint64
-}
-
-func (p *noise) Read(b []byte) (int, error) {
-	if p.off >= p.n {
-		return 0, io.EOF
-	}
-	if rem := p.n - p.off; int64(len(b)) > rem {
-		b = b[:rem]
-	}
-	for i := range b {
-		p.x = p.x*6364136223846793005 + 1442695040888963407
-		b[i] = byte(p.x >> 56)
-	}
-	p.off += int64(len(b))
-	return len(b), nil
+	return sample.Repository(repoDir, pkgDir, cfg.Model, cfg.PackageSize, cfg.Versions...)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ocfupdate/ocfupdate/client"
 	"github.com/ocfupdate/ocfupdate/internal/install"
+	"github.com/ocfupdate/ocfupdate/internal/sample"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
 )
 
@@ -48,7 +49,7 @@ func benchUpgrade(b *testing.B, transport string, size int64) {
 		b.Fatal(err)
 	}
 	if err := install.WriteTar(f, install.Manifest{Version: "1.1.0", Model: "thermo"},
-		install.PackageFile{Name: "image.bin", Mode: 0o644, Size: size, Data: &pattern{n: size}}); err != nil {
+		install.PackageFile{Name: "image.bin", Mode: 0o644, Size: size, Data: sample.Noise(size, 1)}); err != nil {
 		b.Fatal(err)
 	}
 	f.Close()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/pem"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocfupdate/ocfupdate/internal/install"
+	"github.com/ocfupdate/ocfupdate/internal/sample"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
 )
 
@@ -62,15 +61,7 @@ func writePackage(t *testing.T, f, model, version string) {
 
 func writePackageSize(t *testing.T, f, model, version string, size int64) {
 	t.Helper()
-	out, err := os.Create(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := install.WritePackage(out, install.Manifest{Version: version, Model: model},
-		install.PackageFile{Name: "firmware.bin", Mode: 0o644, Size: size, Data: &pattern{n: size}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
+	if err := sample.WritePackage(f, model, version, size); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -80,27 +71,6 @@ func (r *testRepo) publish(t *testing.T) {
 	if _, err := tufrepo.Publish(r.dir, tufrepo.PublishOptions{}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// pattern yields n bytes that do not compress, without holding them.
-type pattern struct {
-	n, off int64
-	x      uint64
-}
-
-func (p *pattern) Read(b []byte) (int, error) {
-	if p.off >= p.n {
-		return 0, io.EOF
-	}
-	if rem := p.n - p.off; int64(len(b)) > rem {
-		b = b[:rem]
-	}
-	for i := range b {
-		p.x = p.x*6364136223846793005 + 1442695040888963407
-		b[i] = byte(p.x >> 56)
-	}
-	p.off += int64(len(b))
-	return len(b), nil
 }
 
 // serveHTTPS serves the repository over TLS; wrap may interpose on the
