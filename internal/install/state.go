@@ -8,9 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/ocfupdate/ocfupdate/internal/flock"
 	"github.com/ocfupdate/ocfupdate/internal/step"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 )
@@ -112,21 +112,16 @@ type stateStore struct {
 // The lock file descriptor is close-on-exec, so a restart by exec drops it.
 func (s *stateStore) lock() (unlock func(), err error) {
 	s.mu.Lock()
-	f, err := os.OpenFile(filepath.Join(s.dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	l, err := flock.TryLock(filepath.Join(s.dir, lockName))
 	if err != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("lock %s: %w", s.dir, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		_ = f.Close()
-		s.mu.Unlock()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, flock.ErrLocked) {
 			return nil, fmt.Errorf("lock %s: %w", s.dir, ErrBusy)
 		}
-		return nil, fmt.Errorf("lock %s: %w", s.dir, err)
+		return nil, err
 	}
 	return func() {
-		_ = f.Close() // releases the flock
+		_ = l.Unlock()
 		s.mu.Unlock()
 	}, nil
 }

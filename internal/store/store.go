@@ -47,6 +47,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/ocfupdate/ocfupdate/internal/flock"
 )
 
 // Sentinel errors; test with errors.Is.
@@ -87,9 +89,9 @@ const (
 type Store struct {
 	dir string
 
-	mu     sync.Mutex // serialises writers: name.tmp is shared by Saves of name
-	lock   *os.File   // holds the flock while open
-	dirf   *os.File   // the directory, kept open to fsync it after each rename
+	mu     sync.Mutex  // serialises writers: name.tmp is shared by Saves of name
+	lock   *flock.Lock // held while open
+	dirf   *os.File    // the directory, kept open to fsync it after each rename
 	closed bool
 }
 
@@ -110,18 +112,16 @@ func Open(dir string) (*Store, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("store: open %s: not a directory", dir)
 	}
-	lockPath := filepath.Join(dir, lockName)
-	lf, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, fileMode)
+	lf, err := flock.TryLock(filepath.Join(dir, lockName))
+	if errors.Is(err, flock.ErrLocked) {
+		return nil, fmt.Errorf("store: open %s: %w", dir, ErrLocked)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	if err := lockFile(lf); err != nil {
-		lf.Close()
-		return nil, fmt.Errorf("store: open %s: lock %s: %w", dir, lockPath, err)
-	}
 	dirf, err := os.Open(dir)
 	if err != nil {
-		lf.Close() // closing the descriptor releases the flock
+		_ = lf.Unlock()
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	s := &Store{dir: dir, lock: lf, dirf: dirf}
@@ -147,7 +147,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	derr := s.dirf.Close()
-	if err := s.lock.Close(); err != nil {
+	if err := s.lock.Unlock(); err != nil {
 		return fmt.Errorf("store: close %s: %w", s.dir, err)
 	}
 	if derr != nil {

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/ocfupdate/ocfupdate/internal/flock"
 )
 
 // Names inside DIR. Everything under repositoryDir is public; nothing else is.
@@ -37,19 +39,16 @@ func lockRepo(dir string) (func(), error) {
 
 // lockDir takes the writer lock in dir, creating the lock file.
 func lockDir(dir string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("lock %s: %w", dir, ErrNotRepository)
-		}
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	l, err := flock.TryLock(filepath.Join(dir, lockFileName))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("lock %s: %w", dir, ErrNotRepository)
+	case errors.Is(err, flock.ErrLocked):
+		return nil, fmt.Errorf("lock %s: %w", dir, ErrLocked)
+	case err != nil:
+		return nil, err
 	}
-	if err := flockFile(f); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
-	}
-	// Closing the descriptor releases the flock.
-	return func() { _ = f.Close() }, nil
+	return func() { _ = l.Unlock() }, nil
 }
 
 // writeFileAtomic replaces path with data: temp file in the same directory,

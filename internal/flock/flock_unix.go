@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
-package tufrepo
+package flock
 
 import (
 	"errors"
@@ -8,9 +8,7 @@ import (
 	"syscall"
 )
 
-// flockFile takes an exclusive, non-blocking flock on f. The kernel drops it
-// when the holder dies, however it dies, so a crash never leaves a stale lock.
-func flockFile(f *os.File) error {
+func lock(f *os.File) error {
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		switch {
@@ -21,6 +19,15 @@ func flockFile(f *os.File) error {
 		case errors.Is(err, syscall.EWOULDBLOCK):
 			return ErrLocked
 		default:
+			return err
+		}
+	}
+}
+
+func unlock(f *os.File) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		if !errors.Is(err, syscall.EINTR) {
 			return err
 		}
 	}
