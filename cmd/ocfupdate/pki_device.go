@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -133,25 +132,16 @@ func runPKIDevice(_ context.Context, e *env, a *pkiDeviceArgs) error {
 	if cf.Cert != "" {
 		return fmt.Errorf("%s already names a certificate (%s); remove \"cert\", \"key\" and \"ca\" from it first", credsPath, cf.Cert)
 	}
-	cert, key, err := ca.issue(&x509.Certificate{
+	is, err := ca.issueInto(a.dir, certPath, keyPath, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: cn},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		IPAddresses: ips,
 		DNSNames:    dns,
-	}, a.days, time.Now())
+	}, a.days)
 	if err != nil {
 		return err
 	}
-	if err := mkdirPrivate(a.dir); err != nil {
-		return err
-	}
-	if err := writePair(certPath, keyPath, cert, key); err != nil {
-		return err
-	}
-	caPath, wroteCA, err := ca.copyCACert(a.dir)
-	if err != nil {
-		return err
-	}
+	cert, caPath, wroteCA := is.cert, is.caPath, is.wroteCA
 	cf.Cert, cf.Key = deviceCertFile, deviceKeyFile
 	if !slices.Contains(cf.CA, caCertFile) {
 		cf.CA = append(cf.CA, caCertFile)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -87,23 +86,14 @@ func runPKIOperator(_ context.Context, e *env, a *pkiOperatorArgs) error {
 	if _, err := readACLFile(aclPath); err != nil { // before anything is written
 		return err
 	}
-	cert, key, err := ca.issue(&x509.Certificate{
+	is, err := ca.issueInto(a.dir, certPath, keyPath, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: a.name},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, a.days, time.Now())
+	}, a.days)
 	if err != nil {
 		return err
 	}
-	if err := mkdirPrivate(a.dir); err != nil {
-		return err
-	}
-	if err := writePair(certPath, keyPath, cert, key); err != nil {
-		return err
-	}
-	caPath, wroteCA, err := ca.copyCACert(a.dir)
-	if err != nil {
-		return err
-	}
+	cert, caPath, wroteCA := is.cert, is.caPath, is.wroteCA
 	if err := upsertACL(aclPath, entry); err != nil {
 		return err
 	}

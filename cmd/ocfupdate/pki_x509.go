@@ -249,3 +249,31 @@ func (ca *authority) copyCACert(dir string) (path string, wrote bool, err error)
 	}
 	return path, true, nil
 }
+
+// issued is a certificate written to disk with its key and the CA
+// certificate beside it.
+type issued struct {
+	cert    *x509.Certificate
+	caPath  string
+	wroteCA bool
+}
+
+// issueInto issues a certificate from tmpl and writes it, its key and a
+// copy of the CA certificate into dir (created private).
+func (ca *authority) issueInto(dir, certPath, keyPath string, tmpl *x509.Certificate, days int) (issued, error) {
+	cert, key, err := ca.issue(tmpl, days, time.Now())
+	if err != nil {
+		return issued{}, err
+	}
+	if err := mkdirPrivate(dir); err != nil {
+		return issued{}, err
+	}
+	if err := writePair(certPath, keyPath, cert, key); err != nil {
+		return issued{}, err
+	}
+	caPath, wrote, err := ca.copyCACert(dir)
+	if err != nil {
+		return issued{}, err
+	}
+	return issued{cert: cert, caPath: caPath, wroteCA: wrote}, nil
+}
