@@ -17,8 +17,7 @@ func (a *Agent) Apply(ctx context.Context, u swu.Update) error {
 
 // Trigger starts an action at once, as pstat tm does (pstat.Controller).
 func (a *Agent) Trigger(ctx context.Context, act swu.Action) error {
-	now := true
-	return a.Apply(ctx, swu.Update{Action: &act, Now: now})
+	return a.Apply(ctx, swu.Update{Action: &act, Now: true})
 }
 
 // applyUpdate runs on the loop. It works out the whole change first —
@@ -51,7 +50,7 @@ func (a *Agent) applyUpdate(ctx context.Context, u swu.Update) error {
 	case u.Action != nil && u.UpdateTime != nil:
 		sched = &scheduled{Action: *u.Action, At: u.UpdateTime.UTC()}
 		updateTime = sched.At
-	case u.UpdateTime != nil && cur.Schedule == nil:
+	case (u.UpdateTime != nil || u.Now) && cur.Schedule == nil:
 		return &swu.Error{Property: swu.PropUpdateTime,
 			Message: "no action is scheduled; send swupdateaction together with updatetime"}
 	case u.Now:
