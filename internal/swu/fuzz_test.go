@@ -1,9 +1,12 @@
 package swu
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/ocfupdate/ocfupdate/internal/ocf"
 )
@@ -65,6 +68,44 @@ func FuzzParseUpdate(f *testing.F) {
 		}
 		if !equalUpdate(u, u2) {
 			t.Fatalf("round trip changed %s into %s", formatUpdate(u), formatUpdate(u2))
+		}
+	})
+}
+
+// FuzzUpdateHandler drives the resource's POST handler with any body and
+// interface: it never panics, always answers with a diagnostic on error,
+// and reaches the controller exactly when — and only when — it answers 2.04.
+func FuzzUpdateHandler(f *testing.F) {
+	for _, seed := range []string{
+		"\xa1dpurlx\x1ahttps://repo.example/r/abc",
+		"\xa3dpurlshttps://x.example/nswupdateactiondisacjupdatetimecnow",
+		"\xa1nswupdatestatedidle",
+		"\xa0", "\x01", "",
+	} {
+		f.Add([]byte(seed), "")
+		f.Add([]byte(seed), IfBaseline)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, iface string) {
+		c := &fakeController{props: Properties{State: StateIdle, Action: ActionIdle}}
+		r := newTestResource(c)
+		if iface == "" {
+			iface = IfRW
+		}
+		resp := r.Serve(context.Background(), &ocf.Request{Method: codes.POST, Interface: iface, Body: body})
+		calls := len(c.calls())
+		switch resp.Code {
+		case codes.Changed:
+			if calls != 1 {
+				t.Fatalf("2.04 after %d Apply calls", calls)
+			}
+		default:
+			if calls != 0 {
+				t.Fatalf("%v after %d Apply calls", resp.Code, calls)
+			}
+			d, ok := resp.Body.(ocf.Diagnostic)
+			if !ok || d.Error == "" {
+				t.Fatalf("%v without a diagnostic: %#v", resp.Code, resp.Body)
+			}
 		}
 	})
 }
