@@ -1,20 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"encoding/hex"
 	"encoding/pem"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/ocfupdate/ocfupdate/internal/daemontest"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
 )
 
@@ -24,79 +21,11 @@ func buildDaemon(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("builds ocfupdated; skipped with -short")
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go tool to build ocfupdated with: %v", err)
-	}
 	bin := filepath.Join(t.TempDir(), "ocfupdated")
-	cmd := exec.CommandContext(t.Context(), goTool, "build", "-o", bin, "github.com/ocfupdate/ocfupdate/cmd/ocfupdated")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ocfupdated: %v\n%s", err, out)
+	if err := daemontest.Build("github.com/ocfupdate/ocfupdate/cmd/ocfupdated", bin); err != nil {
+		t.Fatal(err)
 	}
 	return bin
-}
-
-// runningDaemon is an ocfupdated process and its endpoints.
-type runningDaemon struct {
-	plain, secure string // coap://, coaps://
-	stderr        *syncBuffer
-	cmd           *exec.Cmd
-	exited        chan error
-}
-
-// startDaemonProcess runs bin with args on ephemeral loopback ports and
-// waits for both "listening" lines.
-func startDaemonProcess(t *testing.T, ctx context.Context, bin string, args ...string) *runningDaemon {
-	t.Helper()
-	args = append([]string{"--coap", "127.0.0.1:0", "--coaps", "127.0.0.1:0", "--multicast=false", "--log-level", "debug"}, args...)
-	d := &runningDaemon{stderr: &syncBuffer{}, exited: make(chan error, 1)}
-	d.cmd = exec.CommandContext(ctx, bin, args...)
-	d.cmd.Stderr = d.stderr
-	stdout, err := d.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		d.exited <- d.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = d.cmd.Process.Kill()
-		<-d.exited
-		if t.Failed() {
-			t.Logf("ocfupdated stderr:\n%s", d.stderr.String())
-		}
-	})
-	for d.plain == "" || d.secure == "" {
-		select {
-		case l := <-lines:
-			ep, _ := strings.CutPrefix(l, "listening ")
-			switch {
-			case strings.HasPrefix(ep, "coap://127.0.0.1:"):
-				d.plain = ep
-			case strings.HasPrefix(ep, "coaps://127.0.0.1:"):
-				d.secure = ep
-			default:
-				t.Fatalf("ocfupdated printed %q", l)
-			}
-		case err := <-d.exited:
-			d.exited <- err
-			t.Fatalf("ocfupdated exited: %v\n%s", err, d.stderr.String())
-		case <-ctx.Done():
-			t.Fatal("ocfupdated did not print its endpoints")
-		}
-	}
-	return d
 }
 
 // TestPKIWithDaemon provisions a real ocfupdated with the output of pki
@@ -107,9 +36,6 @@ func startDaemonProcess(t *testing.T, ctx context.Context, bin string, args ...s
 // daemon's log.
 func TestPKIWithDaemon(t *testing.T) {
 	bin := buildDaemon(t)
-	// A guard against a hung process, not a timing assertion.
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
 	root := t.TempDir()
 	in := func(p ...string) string { return filepath.Join(append([]string{root}, p...)...) }
 	devACL := in("dev", "acl.json")
@@ -138,9 +64,10 @@ func TestPKIWithDaemon(t *testing.T) {
 	}
 	purl := srv.URL
 
-	d := startDaemonProcess(t, ctx, bin, "--data-dir", in("data"), "--creds", in("dev", "creds.json"), "--acl", devACL,
-		"--trust", in("root.json"), "--ca", repoCA, "--model", "thermo", "--version", "1.0.0", "--restart=false")
-	ep := d.secure
+	d := daemontest.Start(t, bin, daemontest.Options{DataDir: in("data"), Mode: daemontest.Secure, Args: []string{
+		"--creds", in("dev", "creds.json"), "--acl", devACL, "--multicast=false",
+		"--trust", in("root.json"), "--ca", repoCA, "--model", "thermo", "--version", "1.0.0", "--restart=false"}})
+	ep := d.Secure
 	withCreds := func(creds []string, args ...string) []string { return append(args, creds...) }
 
 	devs := decodeJSON[[]deviceJSON](t, mustRun(t, withCreds(alice, "-o", "json", "status", ep)...))
@@ -168,7 +95,7 @@ func TestPKIWithDaemon(t *testing.T) {
 		{"certificate without an ACL entry", withCreds(mallory, "update", ep, "--purl", purl),
 			"device answered Forbidden: not permitted by the device's access control list"},
 		{"status without an ACL entry", withCreds(mallory, "status", ep), "1 of 1 device(s) could not be read"},
-		{"plain CoAP", []string{"update", d.plain, "--purl", purl}, "device answered Unauthorized: authentication required"},
+		{"plain CoAP", []string{"update", d.Endpoint, "--purl", purl}, "device answered Unauthorized: authentication required"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := runCLI(t, tt.args...)
@@ -178,14 +105,10 @@ func TestPKIWithDaemon(t *testing.T) {
 		})
 	}
 
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-d.exited; err != nil {
+	if err := d.Signal(t, syscall.SIGTERM); err != nil {
 		t.Errorf("ocfupdated after SIGTERM: %v", err)
 	}
-	d.exited <- nil // for the cleanup
-	log := d.stderr.String()
+	log := d.Stderr()
 	key := bytes.TrimSpace(mustReadFile(t, in("ops", "bob.psk")))
 	if _, err := hex.DecodeString(string(key)); err != nil || len(key) == 0 {
 		t.Fatalf("bob.psk: %v", err)
