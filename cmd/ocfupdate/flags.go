@@ -36,6 +36,9 @@ func parseDuration(s string) (time.Duration, error) {
 		if rest == "" {
 			return days, nil
 		}
+		if rest[0] == '-' || rest[0] == '+' {
+			return 0, bad() // "0d-1h": a sign belongs before the whole duration, not inside it
+		}
 	}
 	d, err := time.ParseDuration(rest)
 	if err != nil || (days > 0 && d < 0) || d > math.MaxInt64-days {
