@@ -19,6 +19,7 @@ type options struct {
 	Multicast     bool   `json:"multicast"`
 	Href          string `json:"href"`
 	Name          string `json:"name"`
+	DeviceID      string `json:"device_id"` // di at the first start (e.g. the UUID of the device certificate's CN)
 	Model         string `json:"model"`
 	Version       string `json:"version"`
 	Manufacturer  string `json:"manufacturer"`
@@ -128,6 +129,7 @@ func newFlagSet(o *options, configFile *string) *flag.FlagSet {
 	fs.BoolVar(&o.Multicast, "multicast", o.Multicast, "answer multicast discovery (only when on port 5683)")
 	fs.StringVar(&o.Href, "href", o.Href, "href of the software update resource")
 	fs.StringVar(&o.Name, "name", o.Name, "device name (n)")
+	fs.StringVar(&o.DeviceID, "device-id", o.DeviceID, "device UUID (di) to take at the first start, e.g. the one in the device certificate (pki device --id); default: random")
 	fs.StringVar(&o.Model, "model", o.Model, "device model (dmno); selects packages")
 	fs.StringVar(&o.Version, "version", o.Version, "installed software version (sv) before any update")
 	fs.StringVar(&o.Manufacturer, "manufacturer", o.Manufacturer, "manufacturer name (mnmn)")

@@ -206,3 +206,18 @@ func TestBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceIDFlag: --device-id sets di at the first start, so it can match
+// the UUID in the device certificate that pki issued.
+func TestDeviceIDFlag(t *testing.T) {
+	const id = "0f5a6f3e-1d2c-4b5a-8e9f-0000000000aa"
+	d := startDaemon(t, t.TempDir(), "--device-id", id)
+	c, err := client.Dial(ctxT(t), d.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if dev, err := c.Device(ctxT(t)); err != nil || dev.ID != id {
+		t.Fatalf("di %q, %v; want %s", dev.ID, err, id)
+	}
+}

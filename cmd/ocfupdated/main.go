@@ -67,6 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		CoAPAddr:  o.CoAP,
 		Multicast: o.Multicast,
 		Href:      o.Href,
+		DeviceID:  o.DeviceID,
 		Device: agent.Device{
 			Name: o.Name, Model: o.Model, SoftwareVersion: o.Version,
 			Manufacturer: o.Manufacturer, ManufacturingDate: mfg, VendorURL: o.VendorURL,

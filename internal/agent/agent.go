@@ -14,6 +14,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +46,10 @@ type Config struct {
 	Multicast bool   // join the OCF discovery groups (only when on port 5683)
 	Href      string // href of the software update resource; default swu.DefaultHref
 	Device    Device
+	// DeviceID, when set, is the di to take at the first start (e.g. the
+	// UUID in the device certificate's CN); a data dir that already belongs
+	// to another di is refused. Empty: a random UUID at the first start.
+	DeviceID string
 
 	// AllowInsecure accepts http:// and coap:// package URLs.
 	AllowInsecure bool
@@ -99,6 +105,9 @@ func (c *Config) validate() error {
 	}
 	if c.Device.Manufacturer == "" {
 		errs = append(errs, errors.New("no manufacturer (mnmn)"))
+	}
+	if c.DeviceID != "" && !isUUID(c.DeviceID) {
+		errs = append(errs, fmt.Errorf("device id %q is not a UUID", c.DeviceID))
 	}
 	if c.Checker == nil || c.Fetcher == nil || c.Installer == nil {
 		errs = append(errs, errors.New("checker, fetcher and installer are all required"))
@@ -175,6 +184,9 @@ func (a *Agent) load() error {
 		if err != nil {
 			return err
 		}
+		if a.cfg.DeviceID != "" {
+			id.DI = strings.ToLower(a.cfg.DeviceID)
+		}
 		p = persisted{Version: stateVersion, Identity: id, Machine: fsm.Initial,
 			PURL: "", LastUpdate: a.cfg.Device.ManufacturingDate.UTC(), Detail: "idle"}
 		if err := a.store.Save(stateFile, &p); err != nil {
@@ -185,6 +197,9 @@ func (a *Agent) load() error {
 	}
 	if err := p.validate(); err != nil {
 		return err
+	}
+	if id := a.cfg.DeviceID; id != "" && !strings.EqualFold(id, p.Identity.DI) {
+		return fmt.Errorf("data dir %s belongs to device %s, not %s: use another data dir, or drop the device id", a.cfg.DataDir, p.Identity.DI, id)
 	}
 	a.st = p
 	a.refreshView()
@@ -284,3 +299,7 @@ func (a *Agent) boot(ctx context.Context) error {
 	}
 	return nil
 }
+
+var uuidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+func isUUID(s string) bool { return uuidRe.MatchString(s) }

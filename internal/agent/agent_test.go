@@ -399,3 +399,28 @@ func isCode(err error, c codes.Code) bool {
 	var de *client.DeviceError
 	return errors.As(err, &de) && de.Code == c
 }
+
+// TestDeviceID: a configured di is taken at the first start and kept; a
+// data dir of another device is refused rather than silently re-identified.
+func TestDeviceID(t *testing.T) {
+	const id = "0f5a6f3e-1d2c-4b5a-8e9f-0000000000d1"
+	h := start(t, "", nil, withDeviceID(strings.ToUpper(id)))
+	if d, err := h.conn.Device(ctx(t)); err != nil || d.ID != id {
+		t.Fatalf("di %q, %v; want %s", d.ID, err, id)
+	}
+	h.stop()
+	h2 := start(t, h.dir, nil, withDeviceID(id))
+	h2.stop()
+	steps := newFakeSteps()
+	_, err := New(Config{DataDir: h.dir, CoAPAddr: "127.0.0.1:0", DeviceID: "0f5a6f3e-1d2c-4b5a-8e9f-0000000000d2",
+		Device:  Device{Model: "m", SoftwareVersion: "1", Manufacturer: "x"},
+		Checker: steps, Fetcher: steps, Installer: steps})
+	if err == nil || !strings.Contains(err.Error(), "belongs to device "+id) {
+		t.Fatalf("another device id on the same data dir: %v", err)
+	}
+	if _, err := New(Config{DataDir: t.TempDir(), CoAPAddr: "127.0.0.1:0", DeviceID: "not-a-uuid",
+		Device:  Device{Model: "m", SoftwareVersion: "1", Manufacturer: "x"},
+		Checker: steps, Fetcher: steps, Installer: steps}); err == nil || !strings.Contains(err.Error(), "not a UUID") {
+		t.Fatalf("bad device id: %v", err)
+	}
+}

@@ -139,6 +139,7 @@ type harnessOpt func(*Config)
 
 func withClock(c schedule.Clock) harnessOpt { return func(cfg *Config) { cfg.Clock = c } }
 func withVendorURL(u string) harnessOpt     { return func(cfg *Config) { cfg.Device.VendorURL = u } }
+func withDeviceID(id string) harnessOpt     { return func(cfg *Config) { cfg.DeviceID = id } }
 
 // start runs an agent on dir (a new temp dir when empty).
 func start(t testing.TB, dir string, steps *fakeSteps, opts ...harnessOpt) *harness {
