@@ -238,7 +238,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	cancel()
 	a.jobs.Wait()
 	wg.Wait()
-	if errors.Is(err, context.Canceled) {
+	// Stopped while recovering: the loop ends only when ctx does, so
+	// errStopped is a cancellation too, not a failure.
+	if errors.Is(err, context.Canceled) || errors.Is(err, errStopped) {
 		err = nil
 	}
 	return err

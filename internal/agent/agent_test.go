@@ -424,3 +424,25 @@ func TestDeviceID(t *testing.T) {
 		t.Fatalf("bad device id: %v", err)
 	}
 }
+
+// TestStopDuringRecovery: cancelling Run at any moment, even before the
+// recovery ran, is a clean stop and not an error.
+func TestStopDuringRecovery(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 20; i++ {
+		steps := newFakeSteps()
+		a, err := New(Config{DataDir: dir, CoAPAddr: "127.0.0.1:0",
+			Device:  Device{Model: "m", SoftwareVersion: "1", Manufacturer: "x"},
+			Checker: steps, Fetcher: steps, Installer: steps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, cancel := context.WithCancel(context.Background())
+		// Stop before recovery, and let the loop end first, so that Run's
+		// wait for the recovery sees the loop gone as often as the ctx.
+		a.cfg.Ready = func([]string) { cancel(); <-a.stopped }
+		if err := a.Run(c); err != nil {
+			t.Fatalf("run %d: Run = %v, want nil after cancel", i, err)
+		}
+	}
+}
