@@ -39,6 +39,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/ocfupdate/ocfupdate/internal/coaprun"
 	"github.com/ocfupdate/ocfupdate/internal/ocf"
 )
 
@@ -46,9 +47,8 @@ import (
 type Conn struct {
 	endpoint string
 	cc       *udpClient.Conn
-	stop     chan struct{} // ends the periodic runner
+	runner   *coaprun.Runner // go-coap's housekeeping, stopped at Close
 	close    sync.Once
-	wg       sync.WaitGroup // the periodic runner
 }
 
 // Response is a device's answer: the CoAP code and the raw CBOR body.
@@ -152,7 +152,7 @@ func Dial(ctx context.Context, endpoint string) (*Conn, error) {
 // coapOptions are the go-coap options of every connection.
 func (c *Conn) coapOptions() []udp.Option {
 	return []udp.Option{
-		options.WithPeriodicRunner(c.periodic),
+		options.WithPeriodicRunner(c.runner.Func),
 		options.WithBlockwise(true, 6, 30*time.Second), // responses such as /oic/res may span blocks
 		options.WithErrors(func(error) {}),             // errors reach callers through return values
 		options.WithContext(context.Background()),
@@ -164,7 +164,7 @@ func dial(ctx context.Context, scheme, addr string, sec *Security) (*Conn, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	c := &Conn{endpoint: scheme + "://" + addr, stop: make(chan struct{})}
+	c := &Conn{endpoint: scheme + "://" + addr, runner: coaprun.New(200 * time.Millisecond)}
 	var cc *udpClient.Conn
 	var err error
 	if scheme == SchemeCoAPS {
@@ -176,33 +176,11 @@ func dial(ctx context.Context, scheme, addr string, sec *Security) (*Conn, error
 		}
 	}
 	if err != nil {
-		close(c.stop)
-		c.wg.Wait()
+		c.runner.Stop()
 		return nil, err
 	}
 	c.cc = cc
 	return c, nil
-}
-
-// periodic runs go-coap's housekeeping (retransmissions, expirations). Its
-// default runner is a goroutine that never ends; this one stops at Close.
-func (c *Conn) periodic(f func(now time.Time) bool) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-c.stop:
-				return
-			case now := <-t.C:
-				if !f(now) {
-					return
-				}
-			}
-		}
-	}()
 }
 
 // Endpoint is the coap:// URL of the device.
@@ -228,8 +206,7 @@ func (c *Conn) Close() error {
 	c.close.Do(func() {
 		err = c.cc.Close()
 		<-c.cc.Done()
-		close(c.stop)
-		c.wg.Wait()
+		c.runner.Stop()
 	})
 	return err
 }

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
+	"github.com/ocfupdate/ocfupdate/internal/coaprun"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
 )
 
@@ -121,41 +121,15 @@ func httpsGet(t *testing.T, c *http.Client, u, rng string) (int, string, []byte)
 	return resp.StatusCode, resp.Header.Get("ETag"), body
 }
 
-// periodic runs go-coap's client housekeeping and stops at once when told
-// (go-coap's default runner outlives the connection by seconds).
-type periodic struct {
-	done chan struct{}
-	wg   sync.WaitGroup
-}
-
-func (p *periodic) run(f func(time.Time) bool) {
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		tk := time.NewTicker(time.Second)
-		defer tk.Stop()
-		for {
-			select {
-			case now := <-tk.C:
-				if !f(now) {
-					return
-				}
-			case <-p.done:
-				return
-			}
-		}
-	}()
-}
-
 // coapOptions are the options of a go-coap test client; its blockwise is
 // off because coapGet drives Block2 itself, as the device's fetcher does.
 func coapOptions(t *testing.T) []udp.Option {
-	p := &periodic{done: make(chan struct{})}
-	t.Cleanup(func() { close(p.done); p.wg.Wait() })
+	p := coaprun.New(time.Second)
+	t.Cleanup(p.Stop)
 	return []udp.Option{
 		options.WithBlockwise(false, blockwise.SZX1024, time.Minute),
 		options.WithErrors(func(error) {}),
-		options.WithPeriodicRunner(p.run),
+		options.WithPeriodicRunner(p.Func),
 	}
 }
 

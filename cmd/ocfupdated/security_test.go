@@ -26,6 +26,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/ocfupdate/ocfupdate/internal/coaprun"
 	"github.com/ocfupdate/ocfupdate/internal/creds/credstest"
 	"github.com/ocfupdate/ocfupdate/internal/daemontest"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
@@ -102,27 +103,9 @@ func certOpts(t *testing.T, issuer, roots *credstest.CA, cn string) []piondtls.C
 
 // runner is a go-coap periodic runner whose goroutines end at cleanup.
 func runner(t testing.TB) func(func(time.Time) bool) {
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	t.Cleanup(func() { close(stop); wg.Wait() })
-	return func(f func(time.Time) bool) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tk := time.NewTicker(100 * time.Millisecond)
-			defer tk.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case now := <-tk.C:
-					if !f(now) {
-						return
-					}
-				}
-			}
-		}()
-	}
+	r := coaprun.New(100 * time.Millisecond)
+	t.Cleanup(r.Stop)
+	return r.Func
 }
 
 // dialPlain connects to a coap:// endpoint.

@@ -19,6 +19,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/options"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/ocfupdate/ocfupdate/internal/coaprun"
 	"github.com/ocfupdate/ocfupdate/internal/creds/credstest"
 )
 
@@ -103,40 +104,19 @@ func failDTLS(t testing.TB, addr string, opts []piondtls.ClientOption) error {
 
 func dialDTLSWithin(t testing.TB, addr string, opts []piondtls.ClientOption, bound time.Duration) (*udpClient.Conn, error) {
 	t.Helper()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	runner := func(f func(time.Time) bool) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tk := time.NewTicker(100 * time.Millisecond)
-			defer tk.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case now := <-tk.C:
-					if !f(now) {
-						return
-					}
-				}
-			}
-		}()
-	}
+	runner := coaprun.New(100 * time.Millisecond)
 	cc, err := coapDTLS.Dial(addr, coapDTLS.NewDTLSClientOptions(opts...),
-		options.WithPeriodicRunner(runner),
+		options.WithPeriodicRunner(runner.Func),
 		options.WithErrors(func(err error) { t.Logf("dtls client: %v", err) }),
 	)
 	if err != nil {
-		close(stop)
-		wg.Wait()
+		runner.Stop()
 		return nil, err
 	}
 	cleanup := func() {
 		_ = cc.Close()
 		<-cc.Done()
-		close(stop)
-		wg.Wait()
+		runner.Stop()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()

@@ -17,6 +17,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 	"go.uber.org/goleak"
+
+	"github.com/ocfupdate/ocfupdate/internal/coaprun"
 )
 
 func TestMain(m *testing.M) {
@@ -85,28 +87,9 @@ func startServer(t testing.TB, cfg Config, res ...Resource) (*Server, string) {
 // dial connects a go-coap client whose goroutines end at cleanup.
 func dial(t testing.TB, addr string, blockwise bool) *udpClient.Conn {
 	t.Helper()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	runner := func(f func(time.Time) bool) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tk := time.NewTicker(100 * time.Millisecond)
-			defer tk.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case now := <-tk.C:
-					if !f(now) {
-						return
-					}
-				}
-			}
-		}()
-	}
+	runner := coaprun.New(100 * time.Millisecond)
 	cc, err := udp.Dial(addr,
-		options.WithPeriodicRunner(runner),
+		options.WithPeriodicRunner(runner.Func),
 		options.WithBlockwise(blockwise, 6, 5*time.Second), // SZX 6: 1024-byte blocks
 		options.WithErrors(func(err error) { t.Logf("client: %v", err) }),
 	)
@@ -116,8 +99,7 @@ func dial(t testing.TB, addr string, blockwise bool) *udpClient.Conn {
 	t.Cleanup(func() {
 		_ = cc.Close()
 		<-cc.Done()
-		close(stop)
-		wg.Wait()
+		runner.Stop()
 	})
 	return cc
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
+
+	"github.com/ocfupdate/ocfupdate/internal/coaprun"
 )
 
 // startCoAP serves dir over CoAP on a loopback port until the test ends.
@@ -42,53 +43,17 @@ func startCoAP(t testing.TB, dir string, opts ServeOptions) string {
 	return conn.LocalAddr().String()
 }
 
-// periodic runs a go-coap client's housekeeping (retransmissions,
-// expirations). go-coap's default runner sleeps between rounds and outlives
-// the client by up to four seconds; this one stops at once, for goleak.
-type periodic struct {
-	done chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
-}
-
-func newPeriodic() *periodic { return &periodic{done: make(chan struct{})} }
-
-func (p *periodic) run(f func(now time.Time) bool) {
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case now := <-t.C:
-				if !f(now) {
-					return
-				}
-			case <-p.done:
-				return
-			}
-		}
-	}()
-}
-
-// stop ends the runner's goroutines and waits for them.
-func (p *periodic) stop() {
-	p.once.Do(func() { close(p.done) })
-	p.wg.Wait()
-}
-
 // dialCoAP is a go-coap client with its own blockwise off: the tests drive
 // Block2 by hand, as the device's fetcher does.
 func dialCoAP(t testing.TB, addr string) *udpClient.Conn {
 	t.Helper()
-	ticker := newPeriodic()
+	ticker := coaprun.New(100 * time.Millisecond)
 	cc, err := udp.Dial(addr, options.WithBlockwise(false, blockwise.SZX1024, time.Minute),
-		options.WithErrors(func(error) {}), options.WithPeriodicRunner(ticker.run))
+		options.WithErrors(func(error) {}), options.WithPeriodicRunner(ticker.Func))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cc.Close(); <-cc.Done(); ticker.stop() })
+	t.Cleanup(func() { _ = cc.Close(); <-cc.Done(); ticker.Stop() })
 	return cc
 }
 

@@ -19,6 +19,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/options"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/ocfupdate/ocfupdate/internal/coaprun"
 )
 
 var testPSK = []byte("0123456789abcdef")
@@ -109,14 +111,14 @@ func startCoAPs(t testing.TB, dir string, lim sessionLimits) *coapsServer {
 func dialCoAPs(t testing.TB, addr string) *udpClient.Conn {
 	t.Helper()
 	_, cliOpts := pskOptions(testPSK)
-	ticker := newPeriodic()
+	ticker := coaprun.New(100 * time.Millisecond)
 	cc, err := dtls.Dial(addr, dtls.NewDTLSClientOptions(cliOpts...),
 		options.WithBlockwise(false, blockwise.SZX1024, time.Minute),
-		options.WithErrors(func(error) {}), options.WithPeriodicRunner(ticker.run))
+		options.WithErrors(func(error) {}), options.WithPeriodicRunner(ticker.Func))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cc.Close(); <-cc.Done(); ticker.stop() })
+	t.Cleanup(func() { _ = cc.Close(); <-cc.Done(); ticker.Stop() })
 	return cc
 }
 
