@@ -37,6 +37,19 @@ func (l *stateLog) get() []string {
 	return slices.Clone(l.states)
 }
 
+// until returns the states observed once the last of them is last, or
+// what was observed when d has passed.
+func (l *stateLog) until(last string, d time.Duration) []string {
+	deadline := time.Now().Add(d)
+	for {
+		got := l.get()
+		if len(got) > 0 && got[len(got)-1] == last || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // upgrade asks the device at ep for an upgrade from purl and waits for the
 // final result, returning the last status and the states observed.
 func upgrade(t *testing.T, ep, purl string) (client.Status, []string) {
@@ -68,6 +81,12 @@ func upgrade(t *testing.T, ep, purl string) (client.Status, []string) {
 	for {
 		s, err := poll.Status(ctxT(t), href)
 		if err == nil && s.State == "idle" && s.Action == "idle" && s.Result != 0 {
+			if poll == c {
+				// The connection never broke, so the observer gets the
+				// final notification too; the poll may just have read it
+				// first.
+				return s, log.until(s.State, 5*time.Second)
+			}
 			return s, log.get()
 		}
 		if err != nil {
