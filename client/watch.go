@@ -20,8 +20,10 @@ type Event struct {
 // WatchOptions tunes Watch and Wait. The zero value is usable.
 type WatchOptions struct {
 	// Poll is how often the resource is also read, in case notifications
-	// are lost (they are not retransmitted) or the device restarted and
-	// forgot its observers. Default 1s.
+	// stop (the device restarted and forgot its observers, or dropped a
+	// slow one). A read's status is delivered only when no notification
+	// came since the previous read, so events keep the device's order.
+	// Default 1s.
 	Poll time.Duration
 	// RequestTimeout bounds each read and each dial. Default 5s.
 	RequestTimeout time.Duration
@@ -51,6 +53,11 @@ func (d *Device) Watch(ctx context.Context, opts WatchOptions, fn func(Event) bo
 		last     Status
 		haveLast bool
 		lastErr  string
+		// heard is set by each notification and cleared by each read.
+		// While notifications flow they alone are delivered: the device
+		// sends every state in order, and a read that overtook a queued
+		// notification would show the states out of order.
+		heard bool
 	)
 	defer func() { cancelQuietly(obs) }()
 
@@ -108,6 +115,12 @@ func (d *Device) Watch(ctx context.Context, opts WatchOptions, fn func(Event) bo
 			}
 			return fail(err)
 		}
+		flowing := heard && obs != nil
+		heard = false
+		if lastErr == "" && flowing {
+			observe()
+			return true
+		}
 		if !deliver(s) {
 			return false
 		}
@@ -125,6 +138,7 @@ func (d *Device) Watch(ctx context.Context, opts WatchOptions, fn func(Event) bo
 		case <-ctx.Done():
 			return last, ctx.Err()
 		case s := <-notes:
+			heard = true
 			if !deliver(s) {
 				return last, nil
 			}

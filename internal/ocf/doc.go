@@ -79,9 +79,11 @@
 //
 // A GET with Observe=0 on an Observable resource registers the peer
 // (address and token) with the interface and query it asked for, up to
-// Config.MaxObservers. Notify(href) re-runs Serve as a GET for each
-// observer and sends a CON notification with the next Observe number; one
-// worker per observer sends them in order and collapses bursts. Observe=1,
+// Config.MaxObservers. Notify(href) runs Serve as a GET for each observer
+// at once and queues the representation; one worker per observer sends the
+// queue in order, one CON notification at a time with the next Observe
+// number, so every state the resource went through is seen (an observer more
+// than 16 behind loses the oldest, never the latest). Observe=1,
 // a Reset, a failed or unacknowledged notification, or an error
 // representation (sent once, without Observe) ends the registration.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -12,12 +13,18 @@ import (
 )
 
 // Observe (RFC 7641). An observer is keyed by its go-coap connection (one per
-// remote address and listener) and token. Notify marks observers dirty; each
-// observer then has at most one worker goroutine, which sends one CON
-// notification at a time and waits for its ACK, so an observer's
-// notifications arrive in order, a slow observer delays nobody else, and a
-// burst of Notify calls collapses into one fresh representation. Workers
-// exist only while there is something to send.
+// remote address and listener) and token. Notify renders the resource's
+// representation for each observer at once and queues it; each observer then
+// has at most one worker goroutine, which sends one CON notification at a
+// time and waits for its ACK. So an observer sees every state in the order
+// the resource went through them, also states that lasted an instant, and a
+// slow observer delays nobody else. The queue is bounded: an observer that
+// falls more than maxQueued notifications behind loses the oldest ones, never
+// the latest (RFC 7641 §4.5: the client is interested in the current state).
+// Workers exist only while there is something to send.
+
+// maxQueued bounds the notifications waiting for one observer.
+const maxQueued = 16
 
 // observerKey identifies a registration: remote address (through the
 // connection) and token.
@@ -36,11 +43,12 @@ type observer struct {
 	szx    uint8
 
 	// Guarded by observers.mu.
-	active  bool  // its registration reply is on the wire
-	dirty   bool  // a Notify is pending
-	running bool  // a worker is sending
-	removed bool  // deregistered; the worker stops
-	mid     int32 // message ID of the notification awaiting its ACK, or -1
+	active  bool       // its registration reply is on the wire
+	queue   []Response // rendered by Notify, oldest first
+	dirty   bool       // a Notify came before activation: render afresh
+	running bool       // a worker is sending
+	removed bool       // deregistered; the worker stops
+	mid     int32      // message ID of the notification awaiting its ACK, or -1
 }
 
 // observers is the registry of all observers of a Server.
@@ -145,23 +153,41 @@ func (o *observers) count() int {
 	return len(o.byKey)
 }
 
-// markDirty flags the observers of href and returns those that need a
-// worker started.
-func (o *observers) markDirty(href string) []*observer {
+// of returns the observers of href.
+func (o *observers) of(href string) []*observer {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var start []*observer
+	var obs []*observer
 	for _, ob := range o.byKey {
-		if ob.href != href {
-			continue
-		}
-		ob.dirty = true
-		if ob.active && !ob.running {
-			ob.running = true
-			start = append(start, ob)
+		if ob.href == href {
+			obs = append(obs, ob)
 		}
 	}
-	return start
+	return obs
+}
+
+// enqueue queues resp for ob and reports whether a worker must start. An
+// observer whose registration reply is not on the wire yet gets a fresh
+// representation once it is instead.
+func (o *observers) enqueue(ob *observer, resp Response) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if ob.removed {
+		return false
+	}
+	if !ob.active {
+		ob.dirty = true
+		return false
+	}
+	if len(ob.queue) >= maxQueued {
+		ob.queue = slices.Delete(ob.queue, 0, 1)
+	}
+	ob.queue = append(ob.queue, resp)
+	if ob.running {
+		return false
+	}
+	ob.running = true
+	return true
 }
 
 // activate marks ob's registration reply as sent and reports whether a
@@ -180,17 +206,24 @@ func (o *observers) activate(ob *observer) bool {
 	return false
 }
 
-// next claims the pending notification of ob and its Observe number; ok is
-// false when there is none and the worker must exit.
-func (o *observers) next(ob *observer) (seq uint32, ok bool) {
+// next claims the next notification of ob and its Observe number: a queued
+// representation, or nil when one must be rendered afresh. ok is false when
+// there is none and the worker must exit.
+func (o *observers) next(ob *observer) (resp *Response, seq uint32, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if ob.removed || !ob.dirty {
-		ob.running = false
-		return 0, false
+	switch {
+	case ob.removed:
+	case len(ob.queue) > 0:
+		r := ob.queue[0]
+		ob.queue = slices.Delete(ob.queue, 0, 1)
+		return &r, o.nextSeq(), true
+	case ob.dirty:
+		ob.dirty = false
+		return nil, o.nextSeq(), true
 	}
-	ob.dirty = false
-	return o.nextSeq(), true
+	ob.running = false
+	return nil, 0, false
 }
 
 func (o *observers) setMID(ob *observer, mid int32) {
@@ -205,14 +238,31 @@ func (o *observers) isRemoved(ob *observer) bool {
 	return ob.removed
 }
 
-// Notify sends every observer of href a fresh representation: the
-// resource's Serve runs again as a GET with each observer's interface and
-// query. It does not block; notifications go out from per-observer workers.
-// Call it after every change of the resource's state.
+// Notify sends every observer of href the resource's current
+// representation: Serve runs now, as a GET with each observer's interface,
+// query and peer, and the result is queued for that observer. It does not
+// wait for the network; notifications go out from per-observer workers.
+// Call it after every change of the resource's state: each call becomes one
+// notification, in order.
 func (s *Server) Notify(href string) {
-	for _, ob := range s.obs.markDirty(href) {
-		s.startNotifier(ob)
+	res := s.resource(href)
+	if res == nil {
+		return
 	}
+	// One Notify at a time, so that queues keep the order of the changes
+	// even when two goroutines notify at once.
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	for _, ob := range s.obs.of(href) {
+		if s.obs.enqueue(ob, s.render(s.lifetime(), res, ob)) {
+			s.startNotifier(ob)
+		}
+	}
+}
+
+// render runs Serve for ob as a GET.
+func (s *Server) render(ctx context.Context, res Resource, ob *observer) Response {
+	return res.Serve(ctx, &Request{Method: codes.GET, Interface: ob.iface, Query: ob.query, Peer: ob.peer})
 }
 
 // activate is called once a registration reply is on the wire.
@@ -230,11 +280,11 @@ func (s *Server) startNotifier(ob *observer) {
 
 func (s *Server) notifyLoop(ob *observer) {
 	for {
-		seq, ok := s.obs.next(ob)
+		resp, seq, ok := s.obs.next(ob)
 		if !ok {
 			return
 		}
-		if err := s.notify(ob, seq); err != nil {
+		if err := s.notify(ob, resp, seq); err != nil {
 			s.obs.remove(ob)
 			s.cfg.Logger.Debug("observer removed", "href", ob.href, "peer", ob.peer.Addr, "reason", err)
 			return
@@ -247,16 +297,20 @@ var (
 	errObserverReset     = errors.New("peer answered the notification with Reset")
 )
 
-// notify sends one notification with Observe number seq and waits for its ACK.
-func (s *Server) notify(ob *observer, seq uint32) error {
+// notify sends one notification with Observe number seq and waits for its
+// ACK. resp is the representation Notify queued, or nil to render one now.
+func (s *Server) notify(ob *observer, resp *Response, seq uint32) error {
 	ctx, cancel := context.WithTimeout(s.lifetime(), s.cfg.NotifyTimeout)
 	defer cancel()
-	res := s.resource(ob.href)
-	if res == nil {
-		return fmt.Errorf("no resource at %s", ob.href)
+	if resp == nil {
+		res := s.resource(ob.href)
+		if res == nil {
+			return fmt.Errorf("no resource at %s", ob.href)
+		}
+		r := s.render(ctx, res, ob)
+		resp = &r
 	}
-	resp := res.Serve(ctx, &Request{Method: codes.GET, Interface: ob.iface, Query: ob.query, Peer: ob.peer})
-	rep := s.encode(codes.GET, resp)
+	rep := s.encode(codes.GET, *resp)
 	final := rep.code != codes.Content
 	if rep.payload != nil {
 		part, blk, err := sliceBlock2(rep.payload, blockOpt{}, false, ob.szx)

@@ -2,6 +2,7 @@ package ocf
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -94,16 +95,21 @@ func TestObserveNotifyInOrder(t *testing.T) {
 		t.Fatalf("observers = %d, want 1", s.obs.count())
 	}
 
-	const changes = 40
+	// Fewer changes than the queue holds: each one arrives, in order, even
+	// though they come faster than notifications are acknowledged.
+	const changes = maxQueued
 	for i := 1; i <= changes; i++ {
 		res.n.Store(uint64(i))
 		s.Notify("/count")
 	}
 	eventually(t, "last notification", func() bool { l, _ := col.last(); return l.n == changes })
 	got := col.all()
+	if len(got) != changes+1 {
+		t.Fatalf("got %d messages, want the registration reply and %d notifications: %+v", len(got), changes, got)
+	}
 	for i := 1; i < len(got); i++ {
-		if !got[i].hasObserve || got[i].seq <= got[i-1].seq || got[i].n < got[i-1].n {
-			t.Fatalf("notification %d out of order: %+v after %+v", i, got[i], got[i-1])
+		if !got[i].hasObserve || got[i].seq <= got[i-1].seq || got[i].n != uint64(i) {
+			t.Fatalf("notification %d = %+v after %+v, want n=%d with a higher Observe number", i, got[i], got[i-1], i)
 		}
 	}
 	// Notifications re-run Serve with the registration's interface.
@@ -117,6 +123,56 @@ func TestObserveNotifyInOrder(t *testing.T) {
 		t.Fatalf("cancel: %v", err)
 	}
 	eventually(t, "deregistration", func() bool { return s.obs.count() == 0 })
+}
+
+// TestObserveQueueBound: an observer that falls behind keeps the newest
+// maxQueued representations, oldest first, and loses only older ones.
+func TestObserveQueueBound(t *testing.T) {
+	o := newObservers(4)
+	ob, _, ok := o.add(&observer{key: observerKey{token: "t"}, href: "/count"})
+	if !ok {
+		t.Fatal("add refused")
+	}
+	// Before the registration reply is out, a change only asks for a fresh
+	// representation at activation.
+	if o.enqueue(ob, Response{Body: 0}) {
+		t.Fatal("worker started before activation")
+	}
+	if !o.activate(ob) {
+		t.Fatal("activation after a change started no worker")
+	}
+	if resp, _, ok := o.next(ob); !ok || resp != nil {
+		t.Fatalf("first after activation = %v %v, want a fresh rendering", resp, ok)
+	}
+	const n = maxQueued + 5
+	for i := 1; i <= n; i++ {
+		if start := o.enqueue(ob, Response{Body: i}); start {
+			t.Fatalf("change %d started a second worker", i)
+		}
+	}
+	var got []int
+	for {
+		resp, _, ok := o.next(ob)
+		if !ok {
+			break
+		}
+		got = append(got, resp.Body.(int))
+	}
+	want := make([]int, 0, maxQueued)
+	for i := n - maxQueued + 1; i <= n; i++ {
+		want = append(want, i)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("sent %v, want %v", got, want)
+	}
+	// The worker has exited; the next change starts one.
+	if !o.enqueue(ob, Response{Body: 99}) {
+		t.Fatal("change after the worker exited started none")
+	}
+	o.remove(ob)
+	if _, _, ok := o.next(ob); ok {
+		t.Fatal("removed observer still has notifications")
+	}
 }
 
 func TestObserveLimit(t *testing.T) {

@@ -23,9 +23,10 @@ type Server struct {
 	cfg Config
 	szx uint8 // Block2 size exponent of responses
 
-	device *deviceResource
-	obs    *observers
-	block1 *block1Store
+	device   *deviceResource
+	obs      *observers
+	notifyMu sync.Mutex // orders Notify calls
+	block1   *block1Store
 
 	mu        sync.RWMutex
 	closed    bool
