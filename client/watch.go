@@ -121,6 +121,14 @@ func (d *Device) Watch(ctx context.Context, opts WatchOptions, fn func(Event) bo
 			observe()
 			return true
 		}
+		if obs != nil && haveLast && !reflect.DeepEqual(s, last) {
+			// The state changed and no notification told: the device
+			// has most likely restarted and forgotten the observation.
+			// Register again (a spurious new registration costs one
+			// exchange; a dead one costs every change until the end).
+			cancelQuietly(obs)
+			obs, obsConn = nil, nil
+		}
 		if !deliver(s) {
 			return false
 		}
