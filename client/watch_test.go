@@ -54,7 +54,13 @@ func TestWatchReobservesAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAction(client.ActionIdle)
-	if !strings.Contains(second.Stderr(), "msg=notification href=/oc/swu") {
-		t.Fatalf("the restarted device sent no notification: Watch did not observe it again\n%s", second.Stderr())
+	// The device logs a notification once it is acknowledged, which may be
+	// just after Watch delivered it.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(second.Stderr(), "msg=notification href=/oc/swu") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted device sent no notification: Watch did not observe it again\n%s", second.Stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
