@@ -47,6 +47,81 @@ func parseDuration(s string) (time.Duration, error) {
 	return days + d, nil
 }
 
+// Binary units of byte counts, as parseSize reads and formatSize writes
+// them, largest first. Binary only: "MB" could mean 10^6 or 2^20.
+var sizeUnits = []struct {
+	name  string
+	bytes int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+// parseSize parses a byte count: a whole number with an optional binary
+// unit B, KiB, MiB or GiB, in any case ("4MiB", "512 KiB", "1048576").
+// Decimal units ("MB") are refused rather than guessed at.
+func parseSize(s string) (int64, error) {
+	bad := func() error {
+		return fmt.Errorf("bad size %q: want a whole number of bytes with an optional unit KiB, MiB or GiB, e.g. 4MiB", s)
+	}
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, bad() // also "-1" and "+1": a size has no sign
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil {
+		return 0, bad()
+	}
+	unit := strings.TrimSpace(t[i:])
+	if unit == "" {
+		return n, nil
+	}
+	for _, u := range sizeUnits {
+		if strings.EqualFold(unit, u.name) {
+			if n > math.MaxInt64/u.bytes {
+				return 0, bad()
+			}
+			return n * u.bytes, nil
+		}
+	}
+	return 0, bad()
+}
+
+// formatSize writes n in parseSize's syntax with the largest unit that
+// divides it ("4MiB", "1536KiB", "1000"), so that it reads back exactly.
+func formatSize(n int64) string {
+	if n != 0 {
+		for _, u := range sizeUnits[:len(sizeUnits)-1] {
+			if n%u.bytes == 0 {
+				return fmt.Sprintf("%d%s", n/u.bytes, u.name)
+			}
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// sizeFlag is a flag holding a byte count in parseSize's syntax.
+type sizeFlag struct{ n *int64 }
+
+func (f sizeFlag) Type() string { return "size" }
+
+func (f sizeFlag) String() string {
+	if f.n == nil {
+		return ""
+	}
+	return formatSize(*f.n)
+}
+
+func (f sizeFlag) Set(s string) error {
+	n, err := parseSize(s)
+	if err != nil {
+		return err
+	}
+	*f.n = n
+	return nil
+}
+
 // roleAssignments is a repeatable flag of ROLE=VALUE pairs (also several
 // per flag, separated by commas), for the roles in allowed. Later values
 // for a role replace earlier ones.

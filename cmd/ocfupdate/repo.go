@@ -145,18 +145,19 @@ type targetJSON struct {
 	Version   string            `json:"version"`
 	Counter   int64             `json:"counter"`
 	Length    int64             `json:"length"`
+	MinRAM    uint64            `json:"min_ram"` // bytes; 0: no requirement
 	Hashes    map[string]string `json:"hashes"`
 	Published bool              `json:"published"`
 }
 
 func toTargetJSON(t tufrepo.Target) targetJSON {
 	return targetJSON{Path: t.Path, Model: t.Model, Version: t.Version, Counter: t.Counter,
-		Length: t.Length, Hashes: t.Hashes, Published: t.Published}
+		Length: t.Length, MinRAM: t.MinRAM, Hashes: t.Hashes, Published: t.Published}
 }
 
 // targetsTable writes packages as a table.
 func targetsTable(w io.Writer, targets []tufrepo.Target) {
-	fmt.Fprintln(w, "MODEL\tVERSION\tCOUNTER\tBYTES\tSTATE\tPATH")
+	fmt.Fprintln(w, "MODEL\tVERSION\tCOUNTER\tBYTES\tMIN-RAM\tSTATE\tPATH")
 	for _, t := range targets {
 		state := "staged"
 		if t.Published {
@@ -166,7 +167,12 @@ func targetsTable(w io.Writer, targets []tufrepo.Target) {
 		if t.Counter > 0 {
 			counter = strconv.FormatInt(t.Counter, 10)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", model, version, counter, t.Length, state, t.Path)
+		// MIN-RAM in --min-ram's syntax, "-" for no requirement.
+		minRAM := "-"
+		if t.MinRAM > 0 {
+			minRAM = formatRAM(t.MinRAM)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", model, version, counter, t.Length, minRAM, state, t.Path)
 	}
 }
 

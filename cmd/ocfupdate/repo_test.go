@@ -81,8 +81,8 @@ func TestRepoWorkflow(t *testing.T) {
 	file1, _ := writeRandom(t, "lamp.img", 3000)
 	file2, _ := writeRandom(t, "lamp.img", 5000)
 	out = mustRun(t, "repo", "add", dir, file1, "--model", "lamp-1", "--version", "1.0.0")
-	rows := tableRows(t, out, "MODEL", "VERSION", "COUNTER", "BYTES", "STATE", "PATH")
-	if len(rows) != 1 || strings.Join(rows[0], " ") != "lamp-1 1.0.0 1 3000 staged lamp-1/1.0.0/lamp.img" {
+	rows := tableRows(t, out, "MODEL", "VERSION", "COUNTER", "BYTES", "MIN-RAM", "STATE", "PATH")
+	if len(rows) != 1 || strings.Join(rows[0], " ") != "lamp-1 1.0.0 1 3000 - staged lamp-1/1.0.0/lamp.img" {
 		t.Fatalf("add printed %q", out)
 	}
 	added := decodeJSON[targetJSON](t, mustRun(t, "-o", "json", "repo", "add", dir, file2,
@@ -117,10 +117,10 @@ func TestRepoWorkflow(t *testing.T) {
 		t.Errorf("list hash %s, add said %s", listed[1].Hashes["sha256"], added.Hashes["sha256"])
 	}
 	out = mustRun(t, "repo", "list", dir)
-	rows = tableRows(t, out, "MODEL", "VERSION", "COUNTER", "BYTES", "STATE", "PATH")
+	rows = tableRows(t, out, "MODEL", "VERSION", "COUNTER", "BYTES", "MIN-RAM", "STATE", "PATH")
 	want := []string{
-		"lamp-1 1.0.0 1 3000 published lamp-1/1.0.0/lamp.img",
-		"lamp-1 1.1.0 10 5000 published lamp-1/1.1.0/lamp-1.1.img",
+		"lamp-1 1.0.0 1 3000 - published lamp-1/1.0.0/lamp.img",
+		"lamp-1 1.1.0 10 5000 - published lamp-1/1.1.0/lamp-1.1.img",
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("list:\n%s", out)
@@ -130,7 +130,7 @@ func TestRepoWorkflow(t *testing.T) {
 			t.Errorf("list row %d: %q, want %q", i, got, want[i])
 		}
 	}
-	if !regexp.MustCompile(`(?m)^lamp-1  1\.0\.0    1        3000   published  lamp-1/1\.0\.0/lamp\.img$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^lamp-1  1\.0\.0    1        3000   -        published  lamp-1/1\.0\.0/lamp\.img$`).MatchString(out) {
 		t.Errorf("list columns are not aligned:\n%s", out)
 	}
 
@@ -246,7 +246,94 @@ func TestListEmpty(t *testing.T) {
 	if out := mustRun(t, "-o", "json", "repo", "list", dir); out != "[]\n" {
 		t.Errorf("list -o json of an empty repository: %q", out)
 	}
-	if rows := tableRows(t, mustRun(t, "repo", "list", dir), "MODEL", "VERSION", "COUNTER", "BYTES", "STATE", "PATH"); len(rows) != 0 {
+	if rows := tableRows(t, mustRun(t, "repo", "list", dir), "MODEL", "VERSION", "COUNTER", "BYTES", "MIN-RAM", "STATE", "PATH"); len(rows) != 0 {
 		t.Errorf("rows %v", rows)
+	}
+}
+
+// --min-ram signs the package's RAM requirement in bytes; add and list
+// show it in --min-ram's own syntax, and bad sizes change nothing.
+func TestRepoAddMinRAM(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	mustRun(t, "repo", "init", dir)
+	file, _ := writeRandom(t, "lamp.img", 1000)
+
+	out := mustRun(t, "repo", "add", dir, file, "--model", "lamp-1", "--version", "1.0.0", "--min-ram", "512MiB")
+	rows := tableRows(t, out, "MODEL", "VERSION", "COUNTER", "BYTES", "MIN-RAM", "STATE", "PATH")
+	if len(rows) != 1 || strings.Join(rows[0], " ") != "lamp-1 1.0.0 1 1000 512MiB staged lamp-1/1.0.0/lamp.img" {
+		t.Fatalf("add --min-ram 512MiB printed %q", out)
+	}
+	added := decodeJSON[targetJSON](t, mustRun(t, "-o", "json", "repo", "add", dir, file,
+		"--model", "lamp-1", "--version", "1.1.0", "--min-ram", "1536 KiB"))
+	if added.MinRAM != 1536<<10 {
+		t.Fatalf("add --min-ram '1536 KiB' -o json: min_ram %d, want %d", added.MinRAM, 1536<<10)
+	}
+	mustRun(t, "repo", "add", dir, file, "--model", "lamp-1", "--version", "1.2.0", "--min-ram", "1000000")
+	mustRun(t, "repo", "add", dir, file, "--model", "lamp-1", "--version", "1.3.0")
+
+	// Bad sizes: a usage error naming the flag, and nothing is added.
+	for _, bad := range []string{"", "lots", "-1", "1.5GiB", "512MB", "512 mb", "1PiB", "GiB", "9223372036854775808", "8589934592GiB"} {
+		r := runCLI(t, "repo", "add", dir, file, "--model", "lamp-1", "--version", "9.9.9", "--min-ram", bad)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--min-ram") || !strings.Contains(r.stderr, "bad size") {
+			t.Errorf("--min-ram %q: exit %d, stderr %q; want a usage error about the size", bad, r.code, r.stderr)
+		}
+	}
+
+	mustRun(t, "repo", "publish", dir)
+	listed := decodeJSON[[]targetJSON](t, mustRun(t, "-o", "json", "repo", "list", dir))
+	wantRAM := []uint64{512 << 20, 1536 << 10, 1000000, 0}
+	if len(listed) != len(wantRAM) {
+		t.Fatalf("list after bad adds: %+v, want %d packages", listed, len(wantRAM))
+	}
+	for i, w := range wantRAM {
+		if listed[i].MinRAM != w || !listed[i].Published {
+			t.Errorf("package %s: min_ram %d published %v, want %d published", listed[i].Version, listed[i].MinRAM, listed[i].Published, w)
+		}
+	}
+	rows = tableRows(t, mustRun(t, "repo", "list", dir), "MODEL", "VERSION", "COUNTER", "BYTES", "MIN-RAM", "STATE", "PATH")
+	var got []string
+	for _, r := range rows {
+		got = append(got, r[1]+"="+r[4])
+	}
+	if want := "1.0.0=512MiB 1.1.0=1536KiB 1.2.0=1000000 1.3.0=-"; strings.Join(got, " ") != want {
+		t.Errorf("list MIN-RAM column %q, want %q", strings.Join(got, " "), want)
+	}
+
+	// What devices get: the signed custom metadata has min_ram in bytes,
+	// and none at all without a requirement.
+	signed, err := metadata.Targets().FromFile(filepath.Join(dir, "repository", "metadata", "targets.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{
+		"lamp-1/1.0.0/lamp.img": `{"counter":1,"min_ram":536870912,"model":"lamp-1","version":"1.0.0"}`,
+		"lamp-1/1.3.0/lamp.img": `{"counter":4,"model":"lamp-1","version":"1.3.0"}`,
+	} {
+		tf, ok := signed.Signed.Targets[p]
+		if !ok || tf.Custom == nil {
+			t.Fatalf("%s not signed with custom metadata", p)
+		}
+		var v any
+		if err := json.Unmarshal(*tf.Custom, &v); err != nil {
+			t.Fatal(err)
+		}
+		canon, _ := json.Marshal(v) // sorted keys
+		if string(canon) != want {
+			t.Errorf("%s signed custom %s, want %s", p, canon, want)
+		}
+	}
+}
+
+// formatRAM writes what --min-ram reads back, and the bytes of what it
+// cannot.
+func TestFormatRAM(t *testing.T) {
+	for _, n := range []uint64{1, 1023, 1024, 1536 << 10, 512 << 20, 3 << 30, 1 << 50, 1<<63 - 1} {
+		got, err := parseSize(formatRAM(n))
+		if err != nil || uint64(got) != n {
+			t.Errorf("parseSize(formatRAM(%d) = %q) = %d, %v", n, formatRAM(n), got, err)
+		}
+	}
+	if got := formatRAM(1 << 63); got != "9223372036854775808" {
+		t.Errorf("formatRAM(1<<63) = %q, want the bytes", got)
 	}
 }

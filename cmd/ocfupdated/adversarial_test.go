@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +30,23 @@ func packageFiles(t *testing.T, repo string) []string {
 		t.Fatal(err)
 	}
 	return files
+}
+
+// downloads lists the package downloads, partial (.part) or whole (.pkg),
+// anywhere under the data directory dir.
+func downloads(t *testing.T, dir string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".part") || strings.HasSuffix(p, ".pkg")) {
+			found = append(found, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }
 
 // isPackage reports whether an HTTP request is for a package (not metadata).
@@ -54,16 +73,20 @@ func runUpdate(t *testing.T, ep, purl string) client.Status {
 func TestAdversarial(t *testing.T) {
 	fast := []string{"--fetch-retries", "2", "--fetch-backoff", "10ms", "--fetch-backoff-max", "50ms", "--fetch-timeout", "2s"}
 	tests := []struct {
-		name   string
-		setup  func(t *testing.T, r *testRepo) // change the repository after publishing
-		wrap   func(http.Handler) http.Handler // interpose on the HTTPS server
-		purl   func(served string) string
-		trust  func(t *testing.T, r *testRepo) string // root.json the device trusts
-		model  string
-		sv     string
-		args   []string
-		result int
-		detail string
+		name     string
+		setup    func(t *testing.T, r *testRepo) // change the repository after publishing
+		wrap     func(http.Handler) http.Handler // interpose on the HTTPS server
+		purl     func(served string) string
+		trust    func(t *testing.T, r *testRepo) string // root.json the device trusts
+		model    string
+		sv       string
+		args     []string
+		result   int
+		detail   string
+		detailRE *regexp.Regexp // when set, the detail must also match it
+		// noFetch: the device must refuse before downloading: no package
+		// request reaches the server and nothing is left in DATA.
+		noFetch bool
 	}{
 		{name: "tampered package bytes", setup: func(t *testing.T, r *testRepo) {
 			for _, f := range packageFiles(t, r.dir) {
@@ -91,6 +114,15 @@ func TestAdversarial(t *testing.T) {
 		}, result: 5, detail: "expired"},
 		{name: "older counter (rollback)", sv: "2.0.0", result: 0, detail: "no version newer than 2.0.0"},
 		{name: "package for another model", model: "kettle", result: 0, detail: "no version newer"},
+		{name: "package needs more RAM than any machine has", setup: func(t *testing.T, r *testRepo) {
+			f := filepath.Join(t.TempDir(), "pkg-2.0.0.tar.gz")
+			writePackage(t, f, "thermo", "2.0.0")
+			if _, err := tufrepo.AddTarget(r.dir, f, "thermo", "2.0.0", tufrepo.AddOptions{MinRAM: 1 << 50}); err != nil {
+				t.Fatal(err)
+			}
+			r.publish(t)
+		}, result: 2, detail: "needs 1 PiB of RAM", noFetch: true,
+			detailRE: regexp.MustCompile(`needs 1 PiB of RAM, [0-9.]+ ([KMGT]iB|bytes) available`)},
 		{name: "404 source", purl: func(s string) string { return s + "/no/such/repo" }, result: 404},
 		{name: "server closes mid-transfer", wrap: func(h http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -129,7 +161,19 @@ func TestAdversarial(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, r)
 			}
-			served, ca := r.serveHTTPS(t, tt.wrap)
+			var pkgRequests atomic.Int64
+			wrap := tt.wrap
+			if tt.noFetch {
+				wrap = func(h http.Handler) http.Handler {
+					return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						if isPackage(r) {
+							pkgRequests.Add(1)
+						}
+						h.ServeHTTP(w, r)
+					})
+				}
+			}
+			served, ca := r.serveHTTPS(t, wrap)
 			purl := served
 			if tt.purl != nil {
 				purl = tt.purl(served)
@@ -146,13 +190,26 @@ func TestAdversarial(t *testing.T) {
 				sv = tt.sv
 			}
 			args := append([]string{"--trust", trust, "--ca", ca, "--model", model, "--version", sv, "--restart=false"}, tt.args...)
-			d := startDaemon(t, t.TempDir(), args...)
+			data := t.TempDir()
+			d := startDaemon(t, data, args...)
 			s := runUpdate(t, d.Endpoint, purl)
+			t.Logf("result %d: %s", s.Result, s.Detail)
 			if s.Result != tt.result || !strings.Contains(s.Detail, tt.detail) || s.Detail == "" || s.NV != "" {
 				t.Errorf("result %d, detail %q (nv %q); want %d with %q", s.Result, s.Detail, s.NV, tt.result, tt.detail)
 			}
+			if tt.detailRE != nil && !tt.detailRE.MatchString(s.Detail) {
+				t.Errorf("detail %q does not match %s", s.Detail, tt.detailRE)
+			}
 			if got := deviceSV(t, d.Endpoint); got != sv {
 				t.Errorf("sv %q, want the old %q", got, sv)
+			}
+			if tt.noFetch {
+				if n := pkgRequests.Load(); n != 0 {
+					t.Errorf("%d package requests, want none", n)
+				}
+				if left := downloads(t, data); len(left) != 0 {
+					t.Errorf("downloads left in the data directory: %v", left)
+				}
 			}
 		})
 	}

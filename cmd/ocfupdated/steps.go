@@ -20,6 +20,7 @@ import (
 	"github.com/ocfupdate/ocfupdate/internal/fetch"
 	"github.com/ocfupdate/ocfupdate/internal/install"
 	"github.com/ocfupdate/ocfupdate/internal/step"
+	"github.com/ocfupdate/ocfupdate/internal/sysmem"
 	"github.com/ocfupdate/ocfupdate/internal/tufclient"
 )
 
@@ -122,6 +123,10 @@ func newSteps(o options, c *creds.Credentials, log *slog.Logger) (*steps, error)
 		StagingDir:  filepath.Join(o.DataDir, "downloads"),
 		Downloader:  d,
 		Logger:      log,
+		// A package's min_ram is checked inside Fetch (result 2), where
+		// the requirement comes from freshly verified metadata and before
+		// any byte is downloaded: see tufclient's package doc.
+		MemAvailable: sysmem.Available,
 	})
 	if err != nil {
 		d.Close()

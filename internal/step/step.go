@@ -30,6 +30,10 @@ type Target struct {
 	Name    string // target path / name in the repository
 	Length  int64  // bytes, from signed metadata
 	Counter int64  // the repository's monotonically increasing counter for the model
+	// MinRAM is the memory in bytes the package says the new version needs
+	// to install and run (signed min_ram); zero: no requirement. A fetcher
+	// refuses the package with result 2 when the device has less available.
+	MinRAM uint64
 }
 
 // Checker looks for a newer package for this device (isac).

@@ -18,6 +18,7 @@ import (
 	"github.com/ocfupdate/ocfupdate/internal/fetch"
 	"github.com/ocfupdate/ocfupdate/internal/step"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
+	"github.com/ocfupdate/ocfupdate/internal/sysmem"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
 )
 
@@ -39,6 +40,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the reference time for metadata expiry (nil: time.Now).
 	Now func() time.Time
+	// MemAvailable reports the memory available to a new program, checked
+	// against a package's signed min_ram before it is downloaded (nil:
+	// sysmem.Available, MemAvailable of /proc/meminfo). An error means
+	// unknown: logged, and the download goes ahead.
+	MemAvailable sysmem.AvailableFunc
 }
 
 func (c *Config) validate() error {
@@ -87,6 +93,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MemAvailable == nil {
+		cfg.MemAvailable = sysmem.Available
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -143,7 +152,7 @@ func (c *Client) Check(ctx context.Context, req step.CheckRequest) (step.Target,
 	}
 	t := targetOf(sel)
 	c.log.Info("newer package found", "purl", redact(base), "target", t.Name, "version", t.Version,
-		"counter", t.Counter, "length", t.Length)
+		"counter", t.Counter, "length", t.Length, "min_ram", t.MinRAM)
 	return t, true, nil
 }
 
@@ -189,6 +198,16 @@ func (c *Client) Fetch(ctx context.Context, req step.CheckRequest, want step.Tar
 			Detail: fmt.Sprintf("The signed metadata of package %s has no sha256 or sha512 hash or a negative length", sel.Path),
 			Err:    ErrMetadata}
 	}
+	t := targetOf(sel)
+	// The RAM check belongs here, not in the step wiring around Fetch:
+	// only here is the requirement read from metadata verified for this
+	// very fetch (want may be a stale check's, or zero for isvv without a
+	// check), and not a byte has been downloaded, nor an older staged
+	// package removed, yet. It comes before the Downloader's free space
+	// check (result 3), which needs the destination, for the same reason.
+	if err := c.checkRAM(t); err != nil {
+		return step.Staged{}, err
+	}
 	if err := os.MkdirAll(c.cfg.StagingDir, 0o700); err != nil {
 		return step.Staged{}, diskError("create the download directory", err)
 	}
@@ -202,7 +221,6 @@ func (c *Client) Fetch(ctx context.Context, req step.CheckRequest, want step.Tar
 	for a, h := range sel.File.Hashes {
 		expect.Hashes[a] = h
 	}
-	t := targetOf(sel)
 	c.log.Info("fetching package", "target", t.Name, "version", t.Version, "length", t.Length, "hash", alg)
 	if err := c.cfg.Downloader.Download(ctx, src, dst, expect, progress); err != nil {
 		return step.Staged{}, err
@@ -248,6 +266,13 @@ func selectTarget(targets *metadata.Metadata[metadata.TargetsType], req step.Che
 	sel, found, err := tufrepo.SelectTarget(targets, req.Model, tufrepo.Installed{
 		Counter: req.InstalledCounter, Version: req.InstalledVersion,
 	})
+	if errors.Is(err, tufrepo.ErrRequirement) {
+		// Like any other signed metadata the device cannot use: refused,
+		// never an older package instead.
+		return tufrepo.Selection{}, false, &step.Error{Result: swu.ResultValidation,
+			Detail: fmt.Sprintf("The newest package for model %s has a malformed min_ram in its signed metadata", req.Model),
+			Err:    errors.Join(ErrMetadata, err)}
+	}
 	if err != nil {
 		return tufrepo.Selection{}, false, &step.Error{Result: swu.ResultUpdateFailed,
 			Detail: "Cannot select a package (is the device model configured?)", Err: err}
@@ -267,6 +292,11 @@ func namedTarget(targets *metadata.Metadata[metadata.TargetsType], req step.Chec
 			Err:    ErrWithdrawn}
 	}
 	cu, err := tufrepo.ParseCustom(tf)
+	if errors.Is(err, tufrepo.ErrRequirement) && cu.Model == req.Model {
+		return tufrepo.Selection{}, &step.Error{Result: swu.ResultValidation,
+			Detail: fmt.Sprintf("Package %s has a malformed min_ram in its signed metadata", name),
+			Err:    errors.Join(ErrMetadata, err)}
+	}
 	if err != nil || cu.Model != req.Model {
 		return tufrepo.Selection{}, &step.Error{Result: swu.ResultValidation,
 			Detail: fmt.Sprintf("Package %s is not signed as a package for model %s", name, req.Model),
@@ -290,7 +320,52 @@ func targetOf(sel tufrepo.Selection) step.Target {
 		Name:    sel.Path,
 		Length:  sel.File.Length,
 		Counter: sel.Custom.Counter,
+		MinRAM:  sel.Custom.MinRAM,
 	}
+}
+
+// checkRAM fails with result 2 when t needs more memory than is available.
+// Unknown available memory is logged, not fatal: a requirement the device
+// cannot check is no reason to stay on old software (free space is treated
+// the same way).
+func (c *Client) checkRAM(t step.Target) error {
+	if t.MinRAM == 0 {
+		return nil
+	}
+	avail, err := c.cfg.MemAvailable()
+	if err != nil {
+		c.log.Warn("cannot tell the available memory; fetching anyway", "target", t.Name, "min_ram", t.MinRAM, "err", err)
+		return nil
+	}
+	if avail < t.MinRAM {
+		return &step.Error{Result: swu.ResultNoRAM,
+			Detail: fmt.Sprintf("Package %s needs %s of RAM, %s available", t.Name, formatBytes(t.MinRAM), formatBytes(avail)),
+			Err:    fmt.Errorf("%w: min_ram %d > MemAvailable %d bytes", ErrNoRAM, t.MinRAM, avail)}
+	}
+	c.log.Info("enough RAM for the package", "target", t.Name, "min_ram", t.MinRAM, "available", avail)
+	return nil
+}
+
+// formatBytes writes n for people: bytes below 1 KiB, otherwise the
+// largest binary unit it reaches, with one decimal unless exact. The
+// decimal is truncated, not rounded, so that an amount just below a
+// requirement never reads as equal to or above it ("511.9 MiB", not
+// "512.0 MiB").
+func formatBytes(n uint64) string {
+	const units = "KMGTPE"
+	if n < 1024 {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	i, unit := 0, uint64(1024)
+	for i+1 < len(units) && n/unit >= 1024 {
+		i, unit = i+1, unit*1024
+	}
+	whole, rest := n/unit, n%unit
+	if rest == 0 {
+		return fmt.Sprintf("%d %ciB", whole, units[i])
+	}
+	// rest < unit <= 2^60, so rest*10 fits 64 bits.
+	return fmt.Sprintf("%d.%d %ciB", whole, rest*10/unit, units[i])
 }
 
 // Sentinel causes wrapped in *step.Error.Err, for errors.Is.
@@ -305,4 +380,6 @@ var (
 	ErrNotNewer = errors.New("package not newer than the installed software")
 	// ErrMetadata: the signed metadata verified but is unusable.
 	ErrMetadata = errors.New("unusable metadata")
+	// ErrNoRAM: the package needs more RAM than the device has available.
+	ErrNoRAM = errors.New("not enough RAM")
 )

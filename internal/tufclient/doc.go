@@ -51,5 +51,17 @@
 // Downloader chose for transport failures (4 unreachable or lost, 400–599
 // the HTTP status or CoAP code, 6 malformed URL, 7 unsupported scheme, 3
 // not enough space, 5 length or hash mismatch), 5 for every TUF
-// verification failure, and 8 for anything else.
+// verification failure, 2 for a package that needs more RAM than the
+// device has available, and 8 for anything else.
+//
+// # Requirements
+//
+// A package's signed custom metadata may state the RAM the new version
+// needs (min_ram, bytes). Fetch compares it with Config.MemAvailable
+// (MemAvailable of /proc/meminfo) after refreshing the metadata and before
+// it downloads or removes anything: less is result 2 with a detail naming
+// both amounts; an unknown amount is logged and the download goes ahead. A
+// malformed min_ram on the package the device would take is result 5, at
+// the check already, like any other unusable signed metadata; the device
+// does not fall back to an older package.
 package tufclient

@@ -82,6 +82,12 @@ func emptyRepo(t testing.TB) *repo {
 // add stages a package of n random bytes.
 func (r *repo) add(t testing.TB, model, version string, n int) string {
 	t.Helper()
+	return r.addWith(t, model, version, n, tufrepo.AddOptions{})
+}
+
+// addWith stages a package of n random bytes with opts.
+func (r *repo) addWith(t testing.TB, model, version string, n int, opts tufrepo.AddOptions) string {
+	t.Helper()
 	data := make([]byte, n)
 	if _, err := rand.Read(data); err != nil {
 		t.Fatal(err)
@@ -90,7 +96,7 @@ func (r *repo) add(t testing.TB, model, version string, n int) string {
 	if err := os.WriteFile(file, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tg, err := tufrepo.AddTarget(r.dir, file, model, version, tufrepo.AddOptions{})
+	tg, err := tufrepo.AddTarget(r.dir, file, model, version, opts)
 	if err != nil {
 		t.Fatalf("AddTarget %s %s: %v", model, version, err)
 	}

@@ -52,6 +52,18 @@
 // at most 100 bytes, not starting with a dot, because they become path
 // segments of URLs and file names without escaping.
 //
+// A package may also state what the device needs to take it:
+//
+//	{"model": "MODEL", "version": "VERSION", "counter": N, "min_ram": BYTES}
+//
+// min_ram (optional, an unsigned integer; absent, null or 0: no
+// requirement) is the RAM the new version needs to install and run. The
+// device compares it with the memory it has available before downloading
+// (swupdateresult 2 when short). A malformed min_ram does not make the
+// target disappear: it stays a package of its model (its counter still
+// counts), and SelectTarget refuses it with ErrRequirement rather than
+// fall back to an older one.
+//
 // # Signing protocol
 //
 // Keys are ed25519; key IDs are go-tuf's (sha256 of the canonical public

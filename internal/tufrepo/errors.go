@@ -22,4 +22,7 @@ var (
 	ErrLocked = errors.New("repository is locked by another process")
 	// ErrNotFound: a target asked for by path is not in the repository.
 	ErrNotFound = errors.New("not found")
+	// ErrRequirement: a package's custom metadata states a requirement
+	// (min_ram) that is malformed. Wrapped together with ErrInvalid.
+	ErrRequirement = errors.New("malformed package requirement")
 )

@@ -1,6 +1,7 @@
 package tufrepo
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -34,6 +35,12 @@ type Selection struct {
 // when its version is greater by semantic version precedence, and targets
 // whose versions cannot be compared with the installed one never qualify,
 // since offering a package that may be older is worse than offering none.
+//
+// When the package chosen has malformed requirements (ParseCustom fails
+// with ErrRequirement), SelectTarget fails with an error wrapping
+// ErrRequirement rather than fall back to an older package: the vendor
+// signed a requirement the device cannot read, and silently installing
+// something else would hide that.
 func SelectTarget(targets *metadata.Metadata[metadata.TargetsType], model string, installed Installed) (sel Selection, found bool, err error) {
 	if targets == nil {
 		return Selection{}, false, fmt.Errorf("select target: %w: no targets metadata", ErrInvalid)
@@ -49,9 +56,10 @@ func SelectTarget(targets *metadata.Metadata[metadata.TargetsType], model string
 			byVersion = true
 		}
 	}
+	var selErr error // ParseCustom's error for sel
 	for p, tf := range targets.Signed.Targets {
 		c, err := ParseCustom(tf)
-		if err != nil || c.Model != model || c.Counter <= floor {
+		if (err != nil && !errors.Is(err, ErrRequirement)) || c.Model != model || c.Counter <= floor {
 			continue
 		}
 		if byVersion {
@@ -63,8 +71,11 @@ func SelectTarget(targets *metadata.Metadata[metadata.TargetsType], model string
 		// Counters are unique per model in repositories built here; the
 		// path breaks ties in hand-edited ones so the choice is stable.
 		if !found || c.Counter > sel.Custom.Counter || (c.Counter == sel.Custom.Counter && p < sel.Path) {
-			sel, found = Selection{Path: p, File: tf, Custom: c}, true
+			sel, found, selErr = Selection{Path: p, File: tf, Custom: c}, true, err
 		}
+	}
+	if selErr != nil {
+		return Selection{}, false, fmt.Errorf("select target %s: %w", sel.Path, selErr)
 	}
 	return sel, found, nil
 }
@@ -77,8 +88,8 @@ func InstalledCounter(targets *metadata.Metadata[metadata.TargetsType], model, v
 	}
 	var best int64
 	for _, tf := range targets.Signed.Targets {
-		c, err := ParseCustom(tf)
-		if err == nil && c.Model == model && c.Version == version && c.Counter > best {
+		c, ok := identify(tf)
+		if ok && c.Model == model && c.Version == version && c.Counter > best {
 			best = c.Counter
 		}
 	}

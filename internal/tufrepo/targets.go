@@ -3,8 +3,10 @@ package tufrepo
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -18,22 +20,57 @@ type Custom struct {
 	Model   string `json:"model"`   // device model (dmno) the package is for
 	Version string `json:"version"` // software version (sv after install)
 	Counter int64  `json:"counter"` // strictly increasing per model; orders packages
+	// MinRAM is the memory in bytes the new version needs to install and
+	// run; a device with less available refuses it before downloading
+	// (swupdateresult 2). Zero, written as no field at all, states no
+	// requirement, so packages without one keep their metadata unchanged.
+	MinRAM uint64 `json:"min_ram,omitempty"`
 }
 
-// ParseCustom decodes the custom metadata of a target. It fails for targets
-// that are not packages (no custom metadata, or no model or counter).
+// ParseCustom decodes the custom metadata of a target. It fails with
+// ErrInvalid for targets that are not packages (no custom metadata, or no
+// model, version or counter). A package whose requirements are malformed
+// (a min_ram that is not an unsigned integer of bytes: a string, a
+// negative or fractional number, more than 64 bits) fails with an error
+// that also wraps ErrRequirement; the returned Custom then still names the
+// package (model, version, counter; MinRAM zero), so that it keeps its
+// place among the model's packages and a device can say which package it
+// refuses. A null min_ram is no requirement, like an absent one.
 func ParseCustom(tf *metadata.TargetFiles) (Custom, error) {
 	if tf == nil || tf.Custom == nil {
 		return Custom{}, fmt.Errorf("custom metadata: %w: none", ErrInvalid)
 	}
-	var c Custom
-	if err := json.Unmarshal(*tf.Custom, &c); err != nil {
+	var raw struct {
+		Model   string          `json:"model"`
+		Version string          `json:"version"`
+		Counter int64           `json:"counter"`
+		MinRAM  json.RawMessage `json:"min_ram"` // parsed on its own: see ErrRequirement
+	}
+	if err := json.Unmarshal(*tf.Custom, &raw); err != nil {
 		return Custom{}, fmt.Errorf("custom metadata: %w: %w", ErrInvalid, err)
 	}
+	c := Custom{Model: raw.Model, Version: raw.Version, Counter: raw.Counter}
 	if c.Model == "" || c.Version == "" || c.Counter < 1 {
 		return Custom{}, fmt.Errorf("custom metadata %+v: %w: needs model, version and a counter >= 1", c, ErrInvalid)
 	}
+	if len(raw.MinRAM) > 0 && string(raw.MinRAM) != "null" {
+		// Unmarshalling into a uint64 refuses strings, signs, fractions,
+		// exponents and overflow: exactly the malformed values.
+		if err := json.Unmarshal(raw.MinRAM, &c.MinRAM); err != nil {
+			return Custom{Model: c.Model, Version: c.Version, Counter: c.Counter},
+				fmt.Errorf("custom metadata of %s %s: min_ram %s: %w: %w: want bytes as an unsigned integer",
+					c.Model, c.Version, raw.MinRAM, ErrInvalid, ErrRequirement)
+		}
+	}
 	return c, nil
+}
+
+// identify is ParseCustom for ordering packages: one whose requirements
+// are malformed is still a package of its model, with a version and a
+// counter no other package may reuse.
+func identify(tf *metadata.TargetFiles) (Custom, bool) {
+	c, err := ParseCustom(tf)
+	return c, err == nil || errors.Is(err, ErrRequirement)
 }
 
 // maxNameLen bounds model, version and file name lengths. A file is stored
@@ -67,12 +104,16 @@ type AddOptions struct {
 	// Name of the target file in the repository. Empty: the base name of
 	// the source file.
 	Name string
+	// MinRAM is the RAM in bytes the package needs to install and run
+	// (Custom.MinRAM). Zero: no requirement. At most math.MaxInt64, the
+	// largest integer TUF's canonical JSON signs.
+	MinRAM uint64
 }
 
 // Target is one package of a repository.
 type Target struct {
 	Path      string            // TUF target path, MODEL/VERSION/NAME
-	Custom                      // model, version, counter
+	Custom                      // model, version, counter, min_ram
 	Length    int64             // bytes
 	Hashes    map[string]string // algorithm → hex digest (sha256, sha512)
 	Published bool              // false while only staged
@@ -94,6 +135,11 @@ func AddTarget(dir, file, model, version string, opts AddOptions) (Target, error
 	if opts.Counter < 0 {
 		return Target{}, fmt.Errorf("add %s: counter %d: %w", file, opts.Counter, ErrInvalid)
 	}
+	if opts.MinRAM > math.MaxInt64 {
+		// TUF's canonical JSON signs 64-bit signed integers only: staged,
+		// it would make every Publish fail.
+		return Target{}, fmt.Errorf("add %s: min_ram %d: %w: at most %d bytes can be signed", file, opts.MinRAM, ErrInvalid, int64(math.MaxInt64))
+	}
 	unlock, err := lockRepo(dir)
 	if err != nil {
 		return Target{}, fmt.Errorf("add %s: %w", file, err)
@@ -113,8 +159,8 @@ func AddTarget(dir, file, model, version string, opts AddOptions) (Target, error
 		if p == targetPath {
 			return Target{}, fmt.Errorf("add %s: target %s: %w", file, p, ErrExists)
 		}
-		c, err := ParseCustom(tf)
-		if err != nil || c.Model != model {
+		c, ok := identify(tf)
+		if !ok || c.Model != model {
 			continue
 		}
 		if c.Version == version {
@@ -151,7 +197,7 @@ func AddTarget(dir, file, model, version string, opts AddOptions) (Target, error
 		return Target{}, fmt.Errorf("add %s: %w", file, err)
 	}
 
-	custom := Custom{Model: model, Version: version, Counter: counter}
+	custom := Custom{Model: model, Version: version, Counter: counter, MinRAM: opts.MinRAM}
 	raw, err := json.Marshal(custom)
 	if err != nil {
 		return Target{}, fmt.Errorf("add %s: %w", file, err)
@@ -183,7 +229,8 @@ func AddTarget(dir, file, model, version string, opts AddOptions) (Target, error
 
 // ListTargets returns the repository's packages, published and staged,
 // ordered by model, then counter. Targets without package custom metadata
-// (not added by AddTarget) are listed with a zero Custom.
+// (not added by AddTarget), or whose requirements are malformed, are
+// listed with a zero Custom.
 func ListTargets(dir string) ([]Target, error) {
 	if _, err := loadRoot(dir); err != nil {
 		return nil, fmt.Errorf("list: %w", err)
@@ -194,7 +241,10 @@ func ListTargets(dir string) ([]Target, error) {
 	}
 	out := make([]Target, 0, len(working.Signed.Targets))
 	for p, tf := range working.Signed.Targets {
-		c, _ := ParseCustom(tf)
+		c, err := ParseCustom(tf)
+		if err != nil {
+			c = Custom{} // not a package a device would take
+		}
 		t := Target{Path: p, Custom: c, Length: tf.Length, Hashes: map[string]string{}}
 		for alg, h := range tf.Hashes {
 			t.Hashes[alg] = hex.EncodeToString(h)
