@@ -27,6 +27,7 @@ type demoArgs struct {
 	devices     int
 	concurrency int
 	packageSize int64
+	rate        int64 // bytes a second of the package server; 0 unlimited, rateAuto
 	keep        bool
 	interactive bool
 	insecure    bool // plain CoAP, open access
@@ -58,22 +59,38 @@ credential file and the operator's key file, in the temporary directory)
 and talks to the devices with it. --insecure runs them over plain CoAP with
 access open to everybody instead (development only).
 
+On loopback a rollout would be over in a blink, so on a terminal the package
+server sends at most --rate bytes a second (` + formatRate(defaultDemoRate) + ` unless given), shared by
+all downloads, and the live view has time to show each device at work: a row
+per device with the steps of its update (check, download with a progress
+bar, verify, install) ticked as it passes them, then a line as it finishes. --non-interactive (or output that is not a terminal, or -o json)
+prints plain lines and serves at full speed unless --rate is given.
+
 Everything lives in a temporary directory removed at the end (--keep keeps it
-and prints where). On a terminal the devices' progress is drawn live;
---non-interactive (or output that is not a terminal) prints plain lines.
-Exits 0 only if every device finished on ` + demoTo + `.`,
+and prints where; devices.log there has the devices' logs). Exits 0 only if
+every device finished on ` + demoTo + `.`,
 		Example: `  ocfupdate demo
+  ocfupdate demo --rate 1MiB/s --package-size 8MiB
   ocfupdate demo --devices 20 --non-interactive`,
 		Args: positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a.interactive = !plain && e.output == formatTable && isTerminal(e.stdout)
+			if a.rate == rateAuto {
+				a.rate = 0
+				if a.interactive {
+					a.rate = defaultDemoRate
+				}
+			}
 			return runDemo(cmd.Context(), e, &a)
 		},
 	}
 	f := cmd.Flags()
 	f.IntVar(&a.devices, "devices", 5, "how many devices to simulate")
 	f.IntVar(&a.concurrency, "concurrency", 4, "devices updating at once")
-	f.Int64Var(&a.packageSize, "package-size", 512<<10, "payload `BYTES` of each package")
+	a.packageSize, a.rate = defaultDemoPackage, rateAuto
+	f.Var(sizeFlag{&a.packageSize}, "package-size", "payload of each package, `SIZE` in bytes or with a unit KiB, MiB, GiB")
+	f.Var(rateFlag{&a.rate}, "rate", "bandwidth of the package server, shared by all downloads: `RATE` such as 2MiB/s or 512KiB/s, 0 for unlimited; auto is "+
+		formatRate(defaultDemoRate)+" on a terminal, unlimited otherwise")
 	f.BoolVar(&a.keep, "keep", false, "keep the temporary directory (repository, device state)")
 	f.BoolVar(&plain, "non-interactive", false, "print plain lines, even on a terminal")
 	f.BoolVar(&a.insecure, "insecure", false, "plain CoAP with access open to everybody, no DTLS (development only)")
@@ -88,6 +105,9 @@ func runDemo(ctx context.Context, e *env, a *demoArgs) (err error) {
 		return usagef("--concurrency must be at least 1")
 	case a.packageSize < 1 || a.packageSize > 1<<30:
 		return usagef("--package-size %d: want 1 byte to 1 GiB", a.packageSize)
+	case a.rate != 0 && a.rate < minRate:
+		// Only a caller bypassing the flag gets here: parseRate refuses it.
+		return usagef("--rate %d: want 0 (unlimited) or at least %s/s", a.rate, formatSize(minRate))
 	}
 	out := e.stdout
 	if e.output == formatJSON {
@@ -104,7 +124,7 @@ func runDemo(ctx context.Context, e *env, a *demoArgs) (err error) {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	say("== 1. a signed repository with %s and %s for model %s (%d KiB each)", demoFrom, demoTo, demoModel, a.packageSize>>10)
+	say("== 1. a signed repository with %s and %s for model %s (%s each)", demoFrom, demoTo, demoModel, humanSize(a.packageSize))
 	logFile, err := os.Create(filepath.Join(dir, "devices.log"))
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -122,7 +142,7 @@ func runDemo(ctx context.Context, e *env, a *demoArgs) (err error) {
 		say("   a pre-shared key for identity %q, as \"ocfupdate pki psk\" makes it: operator/%s.psk, credentials/%s", demoIdentity, demoIdentity, credsFileName)
 	}
 	fl, err := startFleet(ctx, fleetConfig{Dir: dir, Devices: a.devices, Model: demoModel,
-		Versions: []string{demoFrom, demoTo}, PackageSize: a.packageSize, Creds: devCreds,
+		Versions: []string{demoFrom, demoTo}, PackageSize: a.packageSize, Rate: a.rate, Creds: devCreds,
 		Logger: slog.New(slog.NewTextHandler(logFile, nil))})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -132,7 +152,11 @@ func runDemo(ctx context.Context, e *env, a *demoArgs) (err error) {
 			err = fmt.Errorf("demo: stopping: %w", serr)
 		}
 	}()
-	say("   serving %s (purl)", fl.purl)
+	if a.rate > 0 {
+		say("   serving %s (purl), at most %s/s shared by all downloads (--rate)", fl.purl, humanSize(a.rate))
+	} else {
+		say("   serving %s (purl)", fl.purl)
+	}
 
 	transport := "CoAPs (DTLS, PSK identity " + demoIdentity + ")"
 	if a.insecure {

@@ -27,15 +27,19 @@ import (
 )
 
 // fleetConfig describes a throwaway setup on loopback: a signed repository
-// with a package per version, served over HTTPS, and devices on the first
-// version. The demo and the rollout benchmark use it.
+// with a package per version, served over HTTPS (at a limited rate if
+// asked), and devices on the first version. The demo and the rollout
+// benchmark use it.
 type fleetConfig struct {
 	Dir         string   // everything lives here
 	Devices     int      // how many devices
 	Model       string   // their dmno
 	Versions    []string // packages to publish; devices start on the first
 	PackageSize int64    // payload bytes of each package
-	Logger      *slog.Logger
+	// Rate limits the repository server to this many bytes a second,
+	// shared by all downloads (see serveRepo); 0 is unlimited.
+	Rate   int64
+	Logger *slog.Logger
 	// Creds, when set, secure every device as ocfupdated --creds does
 	// (cmd/ocfupdated/security.go): a CoAPs endpoint with these
 	// credentials, and the default access rules (discovery for anybody,
@@ -101,7 +105,7 @@ func startFleet(ctx context.Context, cfg fleetConfig) (_ *fleet, err error) {
 			_ = f.stop()
 		}
 	}()
-	f.spawn(func() error { return tufrepo.ServeHTTPS(runCtx, ln, f.repoDir, serverTLS, tufrepo.ServeOptions{}) })
+	f.spawn(func() error { return serveRepo(runCtx, ln, f.repoDir, serverTLS, cfg.Rate, cfg.Logger) })
 
 	dl, err := fetch.New(fetch.Config{TLSConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		Logger: cfg.Logger, MaxRetries: 3, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})

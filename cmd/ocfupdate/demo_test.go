@@ -5,13 +5,16 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/ocfupdate/ocfupdate/client"
+	"github.com/ocfupdate/ocfupdate/internal/swu"
 )
 
 // TestDemo runs "ocfupdate demo --non-interactive" as CI does: it must exit
@@ -128,5 +131,111 @@ func TestDemoFleetSecurity(t *testing.T) {
 	purl := f.purl
 	if s, err := d.Update(t.Context(), client.Update{PURL: &purl}); err != nil || s.PURL != purl {
 		t.Errorf("update over coaps: %+v, %v", s, err)
+	}
+}
+
+// TestDemoStepTrail: a device's row in the rollout view follows its states
+// through check, download (with the bar), verify and install, and keeps a
+// step that went by between two notifications ticked.
+func TestDemoStepTrail(t *testing.T) {
+	prog := func(done int64) *swu.Progress { return &swu.Progress{Done: done, Total: 200} }
+	const ep = "coaps://127.0.0.1:5684"
+	tests := []struct {
+		name   string
+		seen   []client.Status
+		want   string
+		absent string
+	}{
+		{"before any status", nil,
+			"demo-001     · check  · download [----------------]   0%  · verify  · install  127.0.0.1:5684 connecting", ""},
+		{"the device's result from before the rollout", []client.Status{{State: client.StateIdle, Action: client.ActionIdle, Result: client.ResultSuccess}},
+			"· check  · download", "✓"},
+		{"checking", []client.Status{{State: client.StateIdle, Action: "upgrade"}},
+			"demo-001     ▶ check  · download [----------------]   0%  · verify  · install  127.0.0.1:5684", ""},
+		{"found", []client.Status{{State: client.StateIdle, Action: "upgrade"}, {State: client.StateNSA, Action: "upgrade"}},
+			"✓ check  ▶ download [----------------]   0%  · verify", ""},
+		{"half downloaded", []client.Status{{State: client.StateSVV, Action: "upgrade", Progress: prog(100)}},
+			"✓ check  ▶ download [########--------]  50%  · verify  · install", ""},
+		{"progress cleared at the end of the download", []client.Status{
+			{State: client.StateSVV, Action: "upgrade", Progress: prog(200)}, {State: client.StateSVV, Action: "upgrade"}},
+			"✓ check  ✓ download [################] 100%  ▶ verify  · install", ""},
+		{"installing, the download never seen", []client.Status{{State: client.StateUpgrading, Action: "upgrade"}},
+			"✓ check  ✓ download [################] 100%  ✓ verify  ▶ install", ""},
+		{"verified", []client.Status{{State: client.StateSVA, Action: "upgrade"}},
+			"✓ verify  ▶ install", ""},
+		{"done", []client.Status{{State: client.StateUpgrading, Action: "upgrade"},
+			{State: client.StateIdle, Action: client.ActionIdle, Result: client.ResultSuccess}},
+			"✓ check  ✓ download [################] 100%  ✓ verify  ✓ install", "▶"},
+		{"failed downloading", []client.Status{{State: client.StateSVV, Action: "upgrade", Progress: prog(20)},
+			{State: client.StateIdle, Action: client.ActionIdle, Result: 6}},
+			"✓ check  ✗ download [#---------------]  10%  · verify", "▶"},
+	}
+	for _, tt := range tests {
+		tr := newStepTrail("k")
+		for _, s := range tt.seen {
+			tr.observe(s)
+		}
+		row := tr.row("demo-001", ep)
+		if !strings.Contains(row, tt.want) || (tt.absent != "" && strings.Contains(row, tt.absent)) {
+			t.Errorf("%s: row\n%q\nwant it to contain\n%q", tt.name, row, tt.want)
+		}
+	}
+}
+
+// screen replays what a liveView wrote to a terminal: lines, with the
+// view's "up one line and clear it" taking the last one back.
+func screen(out string) []string {
+	var lines []string
+	for i, part := range strings.Split(out, "\x1b[1A\x1b[2K") {
+		if i > 0 {
+			lines = lines[:len(lines)-1]
+		}
+		lines = append(lines, strings.SplitAfter(part, "\n")...)
+		if lines[len(lines)-1] == "" {
+			lines = lines[:len(lines)-1]
+		}
+	}
+	for i := range lines {
+		lines[i] = strings.TrimSuffix(lines[i], "\n")
+	}
+	return lines
+}
+
+// TestDemoLiveView: on a terminal the view keeps permanent lines above the
+// rows, rows in key order, the footer last, and every line within the
+// terminal's width, so that redrawing clears exactly what it drew.
+func TestDemoLiveView(t *testing.T) {
+	var out bytes.Buffer
+	v := newLiveView(&out, true)
+	v.mu.Lock() // the view's ticker reads it
+	v.width = func() int { return 30 }
+	v.mu.Unlock()
+	v.setRow("b", "row b "+strings.Repeat("=", 40))
+	v.setFooter("tally 1")
+	v.setRow("a", "row a")
+	v.println("permanent line")
+	v.setRow("c", "row c")
+	v.removeRow("c")
+	v.setFooter("tally 2")
+	v.close()
+	got := screen(out.String())
+	want := []string{"permanent line", "row a", "row b " + strings.Repeat("=", 22) + "…", "tally 2"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("screen\n%q\nwant\n%q", got, want)
+	}
+	for _, l := range got {
+		if utf8.RuneCountInString(l) > 29 {
+			t.Errorf("line %q is wider than the terminal allows", l)
+		}
+	}
+
+	out.Reset()
+	plain := newLiveView(&out, false)
+	plain.setRow("a", "row a")
+	plain.setFooter("tally")
+	plain.println("permanent line")
+	plain.close()
+	if out.String() != "permanent line\n" {
+		t.Errorf("not a terminal: wrote %q, want the permanent line only", out.String())
 	}
 }

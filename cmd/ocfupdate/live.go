@@ -3,24 +3,33 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/term"
 
 	"github.com/ocfupdate/ocfupdate/client"
 )
 
-// liveView shows changing rows (one per device at work). On a terminal it
-// redraws them in place below the permanent lines; elsewhere rows are not
-// drawn at all and only permanent lines are printed, so logs and CI output
-// stay readable. Safe for concurrent use.
+// liveView shows changing rows (one per device at work) and a footer below
+// them. On a terminal it redraws them in place below the permanent lines,
+// each cut to the terminal's width (a line that wrapped would take two
+// screen lines, and clearing the block would leave half of it behind);
+// elsewhere rows are not drawn at all and only permanent lines are
+// printed, so logs and CI output stay readable. Safe for concurrent use.
 type liveView struct {
-	w   io.Writer
-	tty bool
+	w     io.Writer
+	tty   bool
+	width func() int // columns of the terminal; 0 when unknown
 
 	mu       sync.Mutex
-	keys     []string
+	keys     []string // sorted
 	rows     map[string]string
+	footer   string
 	drawn    int  // lines of the block currently on screen
 	dirty    bool // rows changed since the last draw
 	lastDraw time.Time
@@ -36,7 +45,7 @@ const redrawEvery = 100 * time.Millisecond
 // newLiveView returns a view; on a terminal a ticker redraws changed rows
 // that a throttled setRow did not draw. Close it when done.
 func newLiveView(w io.Writer, tty bool) *liveView {
-	v := &liveView{w: w, tty: tty, rows: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
+	v := &liveView{w: w, tty: tty, width: terminalWidth(w), rows: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	if !tty {
 		close(v.done)
 		return v
@@ -61,7 +70,8 @@ func newLiveView(w io.Writer, tty bool) *liveView {
 	return v
 }
 
-// setRow adds or changes the row for key.
+// setRow adds or changes the row for key. Rows are drawn in key order, so
+// that a row keeps its place while others come and go.
 func (v *liveView) setRow(key, text string) {
 	if !v.tty {
 		return
@@ -69,11 +79,29 @@ func (v *liveView) setRow(key, text string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if _, ok := v.rows[key]; !ok {
-		v.keys = append(v.keys, key)
+		i, _ := slices.BinarySearch(v.keys, key)
+		v.keys = slices.Insert(v.keys, i, key)
 	}
 	v.rows[key] = text
 	v.dirty = true
 	if time.Since(v.lastDraw) >= redrawEvery {
+		v.redrawLocked()
+	}
+}
+
+// setFooter sets the line drawn below the rows; "" removes it.
+func (v *liveView) setFooter(text string) {
+	if !v.tty {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if text == v.footer {
+		return
+	}
+	v.footer = text
+	v.dirty = true
+	if text == "" || time.Since(v.lastDraw) >= redrawEvery {
 		v.redrawLocked()
 	}
 }
@@ -134,15 +162,56 @@ func (v *liveView) clearLocked() {
 
 func (v *liveView) redrawLocked() {
 	v.clearLocked()
-	var b strings.Builder
+	lines := make([]string, 0, len(v.keys)+1)
 	for _, k := range v.keys {
-		b.WriteString(v.rows[k])
+		lines = append(lines, v.rows[k])
+	}
+	if v.footer != "" {
+		lines = append(lines, v.footer)
+	}
+	// One column short of the width: a terminal that wraps on the last
+	// column would otherwise push the cursor a line down.
+	cols := v.width() - 1
+	var b strings.Builder
+	for _, l := range lines {
+		if cols > 0 {
+			l = fit(l, cols)
+		}
+		b.WriteString(l)
 		b.WriteByte('\n')
 	}
 	fmt.Fprint(v.w, b.String())
-	v.drawn = len(v.keys)
+	v.drawn = len(lines)
 	v.dirty = false
 	v.lastDraw = time.Now()
+}
+
+// terminalWidth returns a function that reads the width of the terminal w
+// is, at each call so that a resized window is followed; 0 when w is no
+// terminal or the width cannot be read.
+func terminalWidth(w io.Writer) func() int {
+	f, ok := w.(*os.File)
+	if !ok {
+		return func() int { return 0 }
+	}
+	return func() int {
+		cols, _, err := term.GetSize(int(f.Fd()))
+		if err != nil {
+			return 0
+		}
+		return cols
+	}
+}
+
+// fit cuts s to at most cols characters, ending in … when it cut. Rows
+// are mostly ASCII with a few one-column symbols, so characters stand for
+// columns.
+func fit(s string, cols int) string {
+	if utf8.RuneCountInString(s) <= cols {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:cols-1]) + "…"
 }
 
 // bar draws a progress bar of width cells for pct (0–100).

@@ -11,20 +11,20 @@ import (
 
 // rolloutView turns rollout events into the live view: a line per wave, per
 // finished device and for a halt, and on a terminal a row per device at
-// work with its progress bar plus a tally.
+// work with its steps and progress bar, plus a tally below them.
 type rolloutView struct {
 	v     *liveView
 	waves int
 
 	mu      sync.Mutex
 	wave    int
-	started map[string]bool
+	started map[string]*stepTrail
 	counts  client.Counts
 	running int
 }
 
 func newRolloutView(w io.Writer, tty bool) *rolloutView {
-	return &rolloutView{v: newLiveView(w, tty), started: map[string]bool{}}
+	return &rolloutView{v: newLiveView(w, tty), started: map[string]*stepTrail{}}
 }
 
 // planLine introduces the rollout.
@@ -61,35 +61,39 @@ func (r *rolloutView) event(e client.RolloutEvent) {
 	case client.EventDevice:
 		d := e.Device
 		if d.Outcome == "" {
-			if !r.started[d.Endpoint] {
-				r.started[d.Endpoint] = true
+			t := r.started[d.Endpoint]
+			if t == nil {
+				t = newStepTrail(rowKey(d))
+				r.started[d.Endpoint] = t
 				r.running++
 			}
-			s := client.Status{State: "connecting", Action: client.ActionIdle}
 			if e.Status != nil {
-				s = *e.Status
+				t.observe(*e.Status)
 			}
-			r.v.setRow(d.Endpoint, deviceRow(d.Name, d.Endpoint, s, nil))
+			r.v.setRow(t.key, t.row(firstOf(d.Name, "-"), d.Endpoint))
 		} else {
-			if r.started[d.Endpoint] {
+			if t := r.started[d.Endpoint]; t != nil {
 				r.running--
+				r.v.removeRow(t.key)
 			}
 			r.counts.Succeeded, r.counts.Failed = r.counts.Succeeded+b2i(d.Outcome == client.OutcomeSucceeded), r.counts.Failed+b2i(d.Outcome == client.OutcomeFailed)
 			r.counts.Skipped += b2i(d.Outcome == client.OutcomeSkipped)
 			r.counts.Cancelled += b2i(d.Outcome == client.OutcomeCancelled)
-			r.v.removeRow(d.Endpoint)
 			r.v.println("  " + outcomeLine(d))
 		}
-		r.v.setRow("\x00tally", fmt.Sprintf("wave %d/%d · %d running · %d succeeded · %d failed · %d skipped",
+		r.v.setFooter(fmt.Sprintf("wave %d/%d · %d running · %d succeeded · %d failed · %d skipped",
 			r.wave, r.waves, r.running, r.counts.Succeeded, r.counts.Failed, r.counts.Skipped))
 	}
 }
 
-// finish removes the rows: the summary follows.
+// finish removes the tally: the summary follows.
 func (r *rolloutView) finish() {
-	r.v.removeRow("\x00tally")
+	r.v.setFooter("")
 	r.v.close()
 }
+
+// rowKey orders a device's live row by name, then endpoint.
+func rowKey(d client.DeviceReport) string { return d.Name + "\x00" + d.Endpoint }
 
 func b2i(b bool) int {
 	if b {
@@ -154,4 +158,105 @@ func reportTable(w io.Writer, rep *client.Report) {
 	if rep.Cancelled {
 		fmt.Fprintln(w, "interrupted: devices not started were left as they are")
 	}
+}
+
+// The steps of an update as the rollout view draws them. A device's state
+// tells which it is at: idle with an action is checking the repository,
+// nsa has found the version, svv downloads (verifying as the bytes come,
+// the final checks after the last one), sva has verified the package, and
+// upgrading installs it. In memory only, so plain ints.
+const (
+	stepCheck = iota
+	stepDownload
+	stepVerify
+	stepInstall
+	stepDone
+)
+
+var stepNames = [...]string{"check", "download", "verify", "install"}
+
+// stepTrail is what a rollout view knows of one device's update: the step
+// it is at and how far its download got. It keeps steps that went by
+// between two notifications ticked, so that a step too quick to be seen
+// (checking and installing take milliseconds on loopback) still shows as
+// done rather than as never happened.
+type stepTrail struct {
+	key    string // of the device's row in the live view
+	at     int    // the step in progress; -1 until the device reports one
+	pct    int    // download progress, 0–100
+	failed bool   // the update ended with a failure at step at
+}
+
+func newStepTrail(key string) *stepTrail { return &stepTrail{key: key, at: -1} }
+
+// observe moves the trail to the step s shows.
+func (t *stepTrail) observe(s client.Status) {
+	switch s.State {
+	case client.StateIdle:
+		switch {
+		case s.Action != client.ActionIdle:
+			t.at = stepCheck
+		case t.at < 0:
+			// The device as it was before the rollout asked it anything:
+			// its result belongs to an earlier update.
+		case s.Failed():
+			t.failed = true
+		default:
+			t.at = stepDone
+		}
+	case client.StateNSA:
+		t.at = stepDownload
+	case client.StateSVV:
+		// A finished download clears its progress before the state moves
+		// on, so a download that reached 100% is being verified.
+		if p := s.Percent(); p >= 0 {
+			t.pct = p
+		}
+		t.at = stepDownload
+		if t.pct == 100 {
+			t.at = stepVerify
+		}
+	case client.StateSVA, client.StateUpgrading:
+		t.at = stepInstall
+	}
+}
+
+// row draws the trail: ✓ for steps done, ▶ for the one in progress (✗ if
+// it failed), · for those to come, and a bar for the download. Up to the
+// last step it takes 78 columns, so that it fits an 80-column terminal;
+// the address after it may be cut there (the live view cuts rows to the
+// terminal's width).
+func (t *stepTrail) row(name, endpoint string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-12s", trunc(name, 12))
+	for i, n := range stepNames {
+		mark := "·"
+		switch {
+		case i < t.at:
+			mark = "✓"
+		case i == t.at && t.failed:
+			mark = "✗"
+		case i == t.at:
+			mark = "▶"
+		}
+		fmt.Fprintf(&b, " %s %s ", mark, n)
+		if i == stepDownload {
+			pct := t.pct
+			if t.at > stepDownload {
+				pct = 100
+			}
+			fmt.Fprintf(&b, "%s %3d%% ", bar(pct, 16), pct)
+		}
+	}
+	// The scheme is the same for every device of a rollout, and the
+	// header line says it; the address is what tells devices apart.
+	_, addr, ok := strings.Cut(endpoint, "://")
+	if !ok {
+		addr = endpoint
+	}
+	b.WriteString(" " + addr)
+	if t.at < 0 {
+		b.WriteString(" connecting")
+	}
+	return b.String()
 }

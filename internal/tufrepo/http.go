@@ -29,6 +29,9 @@ type ServeOptions struct {
 	// BlockSize is the CoAP Block2 size used when a client asks for none or
 	// for a larger one: a power of two from 16 to 1024. Zero means 1024.
 	BlockSize int
+	// Middleware, if not nil, wraps the HTTPS handler (the demo limits the
+	// bandwidth with it).
+	Middleware func(http.Handler) http.Handler
 }
 
 func (o ServeOptions) errorf(format string, args ...any) {
@@ -50,8 +53,12 @@ func ServeHTTPS(ctx context.Context, ln net.Listener, dir string, tlsConfig *tls
 		_ = ln.Close()
 		return fmt.Errorf("serve https: %w: TLS config without a certificate", ErrInvalid)
 	}
+	h := NewHandler(dir)
+	if opts.Middleware != nil {
+		h = opts.Middleware(h)
+	}
 	srv := &http.Server{
-		Handler:           NewHandler(dir),
+		Handler:           h,
 		TLSConfig:         tlsConfig.Clone(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
