@@ -36,6 +36,7 @@ type options struct {
 	HealthCommand  string   `json:"health_command"` // run after the switch; exit 0 = healthy
 	HealthTimeout  duration `json:"health_timeout"`
 	Restart        bool     `json:"restart"` // re-exec into the new version after a slots install
+	Launch         bool     `json:"launch"`  // at start, exec the current slot's program (slots installer)
 
 	FetchTimeout    duration `json:"fetch_timeout"`     // longest wait for the package source
 	FetchRetries    int      `json:"fetch_retries"`     // failed attempts in a row before giving up
@@ -70,6 +71,7 @@ func defaultOptions() options {
 		InstallTimeout:  duration{30 * time.Minute},
 		HealthTimeout:   duration{2 * time.Minute},
 		Restart:         true,
+		Launch:          true,
 		FetchTimeout:    duration{30 * time.Second},
 		FetchRetries:    5,
 		FetchBackoff:    duration{time.Second},
@@ -145,6 +147,7 @@ func newFlagSet(o *options, configFile *string) *flag.FlagSet {
 	fs.StringVar(&o.HealthCommand, "health-command", o.HealthCommand, "command that must exit 0 after switching to a new version, else roll back")
 	fs.Var(&o.HealthTimeout, "health-timeout", "time limit of the health check")
 	fs.BoolVar(&o.Restart, "restart", o.Restart, "slots installer: re-execute into the new version after switching")
+	fs.BoolVar(&o.Launch, "launch", o.Launch, "slots installer: at start, execute the current slot's program and count starts of an unconfirmed version (false when the service manager starts the slot's program itself)")
 	fs.Var(&o.FetchTimeout, "fetch-timeout", "longest wait for the package source (connect, response, next bytes)")
 	fs.IntVar(&o.FetchRetries, "fetch-retries", o.FetchRetries, "failed download attempts in a row without progress before giving up (result 4)")
 	fs.Var(&o.FetchBackoff, "fetch-backoff", "first wait before retrying a download; doubles on each retry")

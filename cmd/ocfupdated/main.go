@@ -9,6 +9,12 @@
 // find an ephemeral port, and logs to stderr. SIGINT and SIGTERM stop it
 // cleanly.
 //
+// With the slots installer it first hands over to the program of the slot
+// in use, counting the starts of a version that awaits confirmation so
+// that one crashing at start is rolled back (--launch, launch.go,
+// docs/packages.md): the service manager may always start the factory
+// binary.
+//
 // Secure by default (docs/security.md): over plain CoAP only /oic/res,
 // /oic/d and /oic/p can be read; the update resource and pstat need a peer
 // authenticated over CoAPs (--creds) and allowed by the access control
@@ -51,6 +57,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(o.LogLevel))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// First of all, before the state is opened or a socket bound: run the
+	// slot's program instead of this one if that is what should run.
+	if err := launch(o, args, log); err != nil {
+		return err
+	}
 	mfg, _ := time.Parse(time.DateOnly, o.MfgDate)
 
 	sec, err := newSecurity(o, stderr, log)

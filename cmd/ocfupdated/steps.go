@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/ocfupdate/ocfupdate/client"
 	"github.com/ocfupdate/ocfupdate/internal/creds"
@@ -195,9 +194,7 @@ func newInstaller(o options, s *steps, log *slog.Logger) (install.Installer, err
 			Timeout: o.InstallTimeout.Duration, Model: o.Model, FactoryVersion: o.Version, Health: health,
 		}
 	default:
-		cfg.Slots = install.SlotsConfig{
-			Dir: filepath.Join(o.DataDir, "slots"), Model: o.Model, FactoryVersion: o.Version, Health: health,
-		}
+		cfg.Slots = slotsConfig(o, health)
 		if o.Restart {
 			cfg.Slots.Restart = func(exe string) error { return s.reexec(exe, log) }
 		}
@@ -222,7 +219,8 @@ func (s *steps) probe(ctx context.Context) error {
 
 // reexec replaces this process with the new version (the slot's exec, or
 // this binary again), on the same CoAP address so clients keep finding it.
-// The state on disk is already "upgrading": the new process confirms.
+// The state on disk is already "upgrading": the new process confirms. The
+// installer counted this start, so the new process does not launch.
 func (s *steps) reexec(exe string, log *slog.Logger) error {
 	if exe == "" {
 		self, err := os.Executable()
@@ -239,5 +237,5 @@ func (s *steps) reexec(exe string, log *slog.Logger) error {
 		args = append(args, "--coaps", s.coapsAddr)
 	}
 	log.Info("restarting into the new version", "exec", exe)
-	return syscall.Exec(exe, args, os.Environ())
+	return execAgent(args)
 }

@@ -13,7 +13,7 @@
 //	DATA/slots/b/            the other
 //	DATA/slots/current -> a  the one in use (absent: factory software)
 //	DATA/slots/state.json    active slot and version, pending install, last outcome
-//	DATA/slots/.lock         flock held during Install and Confirm
+//	DATA/slots/.lock         flock held during Install, Confirm and Launch
 //
 // Package format: a tar archive, gzip-compressed or not (detected by its
 // magic), whose root holds ocfupdate.json:
@@ -66,12 +66,14 @@
 // slot (or removes it, back to the factory software) and returns
 // *step.Error{Result: 8, Detail: "health check failed after switching to
 // 1.1.0: …; rolled back to 1.0.0"}. A cancelled ctx decides nothing: the next
-// Confirm checks again. Each start counts an attempt; after
-// HealthCheck.MaxAttempts the version is rolled back unchecked, so a check
-// that crashes the agent cannot keep a broken version.
+// Confirm checks again. Each check started counts an attempt
+// (pending.attempts); after HealthCheck.MaxAttempts the version is rolled
+// back unchecked, so a check that crashes the agent cannot keep a broken
+// version. A version that dies before it gets that far is caught by
+// Launch, which counts starts.
 //
-// Crash recovery: Confirm finishes whatever state.json says was
-// interrupted, and answers the same way when repeated:
+// Crash recovery: Confirm (and Launch) finish whatever state.json says was
+// interrupted, and Confirm answers the same way when repeated:
 //
 //	no pending            the last outcome for that version (nil or its error)
 //	unpacking             discard slot.tmp; result 8, still on the old version
@@ -80,6 +82,37 @@
 //	rolling-back          point current back again; result 8 with the recorded reason
 //
 // Install redoes an interrupted "unpacking" by itself.
+//
+// # Launching (boot counting)
+//
+// A service manager starts the same program at every boot, usually the
+// factory binary, and a new version that crashes before it reaches Confirm
+// counts no health check. Launch closes both gaps, as boot counting does in
+// RAUC or Mender: the agent calls it first thing at start, before it opens
+// its state or binds a socket, and it returns the program that should run.
+// With the lock held it:
+//
+//  1. finishes what a crash interrupted, as Confirm does (an interrupted
+//     unpack or switch ends with result 8, a rollback is completed);
+//  2. if current points to a slot that awaits confirmation, counts a
+//     start in pending.starts and saves it durably before returning; if
+//     HealthCheck.MaxAttempts starts have already been made, or the slot's
+//     exec is missing or not executable, rolls back ("1.1.0 did not come up
+//     in 3 starts; rolled back to 1.0.0", result 8, which the next Confirm
+//     reports) and goes on with the slot current now points to;
+//  3. returns the absolute path of that slot's manifest exec, or "" when
+//     there is no slot (factory software) or the package names no exec:
+//     the running program stays.
+//
+// The caller executes the returned program unless it is itself. The
+// restart by Install counts as a start too (pending.starts is 1 when the
+// new version first runs), so every start is counted exactly once as long
+// as a program started by Launch's caller or by Restart does not call
+// Launch again for the same start: cmd/ocfupdated marks such a program in
+// its environment, which also makes a loop of launches impossible. A
+// confirmed slot whose exec is unusable makes Launch return an error: the
+// caller logs it and stays on the running program, so that the device
+// always has an agent.
 //
 // # Exec
 //

@@ -17,8 +17,8 @@ var (
 	// slot, a device file, a size beyond the bounds, a missing or wrong
 	// manifest). Result 5.
 	ErrBadPackage = errors.New("malformed or unsafe package")
-	// ErrBusy: another Install or Confirm holds the installer's lock, in this
-	// process or another one using the same directory.
+	// ErrBusy: another Install, Confirm or Launch holds the installer's
+	// lock, in this process or another one using the same directory.
 	ErrBusy = errors.New("another install or confirmation is running")
 	// ErrPending: an installed version awaits confirmation; Confirm must run
 	// before another Install.

@@ -39,6 +39,27 @@ type Manifest struct {
 // readManifest reads and checks the manifest of the tree in root against the
 // target being installed and the device's model.
 func readManifest(root *os.Root, t step.Target, model string) (Manifest, error) {
+	m, err := loadManifest(root)
+	if err != nil {
+		return m, err
+	}
+	if m.Version != t.Version {
+		return m, badf("%s says version %q, the signed target is %q", ManifestName, m.Version, t.Version)
+	}
+	if model != "" && m.Model != "" && m.Model != model {
+		return m, badf("package is for model %q, this device is %q", m.Model, model)
+	}
+	if m.Exec != "" {
+		if err := checkExec(root, m.Exec); err != nil {
+			return m, err
+		}
+		m.Exec = path.Clean(m.Exec)
+	}
+	return m, nil
+}
+
+// loadManifest reads and decodes the manifest at the root of a tree.
+func loadManifest(root *os.Root) (Manifest, error) {
 	var m Manifest
 	fi, err := root.Lstat(ManifestName)
 	if err != nil {
@@ -61,18 +82,6 @@ func readManifest(root *os.Root, t step.Target, model string) (Manifest, error) 
 	}
 	if err := decodeManifest(b, &m); err != nil {
 		return m, err
-	}
-	if m.Version != t.Version {
-		return m, badf("%s says version %q, the signed target is %q", ManifestName, m.Version, t.Version)
-	}
-	if model != "" && m.Model != "" && m.Model != model {
-		return m, badf("package is for model %q, this device is %q", m.Model, model)
-	}
-	if m.Exec != "" {
-		if err := checkExec(root, m.Exec); err != nil {
-			return m, err
-		}
-		m.Exec = path.Clean(m.Exec)
 	}
 	return m, nil
 }

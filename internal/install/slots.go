@@ -40,7 +40,9 @@ type SlotsConfig struct {
 	// return; Confirm then runs in the new version. If it returns nil,
 	// Install returns nil and the caller is expected to call Confirm itself;
 	// if it returns an error, Install rolls back (result 8). Nil: Install
-	// returns after the switch and the caller calls Confirm.
+	// returns after the switch and the caller calls Confirm. Calling it
+	// counts as the new version's first start (see Launch): the program it
+	// starts must not call Launch for that start again.
 	Restart func(exe string) error
 	// Bounds on a package's unpacked contents. Defaults
 	// DefaultMaxUnpackedBytes and DefaultMaxEntries.
@@ -190,6 +192,13 @@ func (s *Slots) Install(ctx context.Context, pkg string, t step.Target, progress
 	if m.Exec != "" {
 		exe = filepath.Join(s.cfg.Dir, currentName, m.Exec)
 	}
+	// The restart is the new version's first start: count it here, as
+	// Launch counts the others (the restarted program must not call Launch
+	// for it again), so that a program that dies at once is rolled back.
+	r.Pending.Starts++
+	if err := s.st.save(&r); err != nil {
+		return s.rollBack(&r, fmt.Sprintf("restarting into %s failed: %v", t.Version, err))
+	}
 	if err := s.cfg.Restart(exe); err != nil {
 		return s.rollBack(&r, fmt.Sprintf("restarting into %s failed: %v", t.Version, err))
 	}
@@ -266,33 +275,47 @@ func (s *Slots) Confirm(ctx context.Context, t step.Target) error {
 	if p == nil {
 		return settled(&r, t, s.cfg.FactoryVersion)
 	}
-	old := r.activeVersion(s.cfg.FactoryVersion)
 	if p.Version != t.Version && p.Phase != phaseRollingBack {
 		return s.rollBack(&r, fmt.Sprintf("the installed version %s is not the expected %s", p.Version, t.Version))
 	}
+	if switched, err := s.recoverPending(&r); !switched {
+		return err
+	}
+	return s.checkHealth(ctx, &r)
+}
+
+// recoverPending finishes whatever a crash left of the pending install,
+// except for the one case that is not a crash's leftover: the install is
+// switched to (current points to its slot) and awaits its health check or
+// its next start. Then it returns switched and changes nothing. Otherwise
+// it returns the install's outcome, as Confirm reports it; r.Pending is nil
+// afterwards unless putting the device back on the active slot failed.
+func (s *Slots) recoverPending(r *record) (switched bool, err error) {
+	p := r.Pending
+	old := r.activeVersion(s.cfg.FactoryVersion)
 	switch p.Phase {
 	case phaseUnpacking:
-		return s.st.finish(&r, swu.ResultUpdateFailed, nil,
+		return false, s.st.finish(r, swu.ResultUpdateFailed, nil,
 			fmt.Sprintf("installing %s was interrupted while unpacking; still on %s", p.Version, old))
 	case phaseSwitching:
 		cur, err := s.linked()
 		if err != nil {
-			return s.rollBack(&r, fmt.Sprintf("cannot tell which slot is current: %v", err))
+			return false, s.rollBack(r, fmt.Sprintf("cannot tell which slot is current: %v", err))
 		}
-		if cur != p.Slot {
-			// Crashed before the switch: the old version never stopped being
-			// the one in use.
-			if err := s.point(r.activeSlot()); err != nil {
-				return failure(swu.ResultUpdateFailed, err, "cannot confirm %s", p.Version)
-			}
-			return s.st.finish(&r, swu.ResultUpdateFailed, nil,
-				fmt.Sprintf("installing %s was interrupted before the switch; still on %s", p.Version, old))
+		if cur == p.Slot {
+			return true, nil
 		}
-		return s.checkHealth(ctx, &r)
+		// Crashed before the switch: the old version never stopped being
+		// the one in use.
+		if err := s.point(r.activeSlot()); err != nil {
+			return false, failure(swu.ResultUpdateFailed, err, "cannot confirm %s", p.Version)
+		}
+		return false, s.st.finish(r, swu.ResultUpdateFailed, nil,
+			fmt.Sprintf("installing %s was interrupted before the switch; still on %s", p.Version, old))
 	case phaseRollingBack:
-		return s.rollBack(&r, p.Detail)
+		return false, s.rollBack(r, p.Detail)
 	default:
-		return s.rollBack(&r, fmt.Sprintf("the install of %s is in an unknown phase %q", p.Version, p.Phase))
+		return false, s.rollBack(r, fmt.Sprintf("the install of %s is in an unknown phase %q", p.Version, p.Phase))
 	}
 }
 

@@ -60,6 +60,10 @@ type pending struct {
 	Phase    phase  `json:"phase"`
 	Exec     string `json:"exec,omitempty"`     // slots: manifest exec, relative to the slot
 	Attempts int    `json:"attempts,omitempty"` // health checks started
+	// slots: starts of the new version counted by Launch and by Install's
+	// restart; a program that dies before its health check never counts an
+	// attempt, so it is rolled back after HealthCheck.MaxAttempts starts.
+	Starts int `json:"starts,omitempty"`
 	// Set when entering phaseRollingBack: why, and the result to report.
 	Detail string     `json:"detail,omitempty"`
 	Result swu.Result `json:"result,omitempty"`
