@@ -37,13 +37,13 @@ func (l *stateLog) get() []string {
 	return slices.Clone(l.states)
 }
 
-// until returns the states observed once the last of them is last, or
-// what was observed when d has passed.
+// until returns the states observed once the last of them is last, after
+// at least one other, or what was observed when d has passed.
 func (l *stateLog) until(last string, d time.Duration) []string {
 	deadline := time.Now().Add(d)
 	for {
 		got := l.get()
-		if len(got) > 0 && got[len(got)-1] == last || time.Now().After(deadline) {
+		if len(got) > 1 && got[len(got)-1] == last || time.Now().After(deadline) {
 			return got
 		}
 		time.Sleep(10 * time.Millisecond)

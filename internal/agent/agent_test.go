@@ -66,6 +66,20 @@ func (r *recorder) snapshot() ([]string, []uint64) {
 	return append([]string(nil), r.states...), append([]uint64(nil), r.cms...)
 }
 
+// waitLen waits until the observers have seen n states and m cm values
+// (or more), and returns them.
+func (r *recorder) waitLen(t *testing.T, n, m int) ([]string, []uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		states, cms := r.snapshot()
+		if len(states) >= n && len(cms) >= m || time.Now().After(deadline) {
+			return states, cms
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // waitSeen waits until the observers have seen state with pstat cm.
 func (r *recorder) waitSeen(t *testing.T, state string, cm uint64) {
 	t.Helper()
@@ -162,10 +176,9 @@ func TestFigure2(t *testing.T) {
 	wantCM := []uint64{0, 256, 256 | 64, 256 | 64 | 128, 0}
 	wantStates = append(wantStates, "svv", "idle")
 	wantCM = append(wantCM, 256, 0)
-	rec.waitSeen(t, "idle", 0)
 	// Every state and cm value, in order, also nsa and sva, which last only
 	// an instant: the server queues a notification per change.
-	states, cms := rec.snapshot()
+	states, cms := rec.waitLen(t, len(wantStates), len(wantCM))
 	if !slices.Equal(states, wantStates) || !slices.Equal(cms, wantCM) {
 		t.Fatalf("observed states %v cm %v\nwant %v cm %v", states, cms, wantStates, wantCM)
 	}
