@@ -3,7 +3,6 @@ package client_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,19 +10,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/ocfupdate/ocfupdate/client"
+	"github.com/ocfupdate/ocfupdate/internal/daemontest"
 )
-
-// deadEndpoint is a loopback UDP port nothing listens on.
-func deadEndpoint(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep := "coap://" + c.LocalAddr().String()
-	c.Close()
-	return ep
-}
 
 func open(t *testing.T, ep string) *client.Device {
 	t.Helper()
@@ -55,7 +43,7 @@ func TestOpenFindsResourceByRT(t *testing.T) {
 func TestDiscoverEndpoints(t *testing.T) {
 	a := startDaemon(t, "--name", "lamp-a", "--model", "lamp", "--version", "1.0.0")
 	b := startDaemon(t, "--name", "lamp-b", "--model", "lamp", "--version", "2.0.0")
-	dead := deadEndpoint(t)
+	dead := daemontest.DeadEndpoint(t)
 	bHostPort := strings.TrimPrefix(b.Endpoint, "coap://")
 	found, err := client.Discover(ctxT(t), client.DiscoverOptions{
 		Endpoints:      []string{a.Endpoint, bHostPort, dead, a.Endpoint},
@@ -230,7 +218,7 @@ func TestErrorsSurfaced(t *testing.T) {
 	t.Run("unreachable", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(ctxT(t), 5*time.Second)
 		defer cancel()
-		if _, err := client.Open(ctx, deadEndpoint(t)); err == nil {
+		if _, err := client.Open(ctx, daemontest.DeadEndpoint(t)); err == nil {
 			t.Error("Open of a dead endpoint succeeded")
 		}
 	})

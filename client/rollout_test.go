@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ocfupdate/ocfupdate/client"
+	"github.com/ocfupdate/ocfupdate/internal/daemontest"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 )
 
@@ -199,7 +200,7 @@ func TestPlanRollout(t *testing.T) {
 		}
 	})
 	eps := startFleet(t, devs)
-	eps = append(eps, deadEndpoint(t))
+	eps = append(eps, daemontest.DeadEndpoint(t))
 	rep, err := client.PlanRollout(ctxT(t), client.RolloutConfig{
 		PURL: testPURL, Version: "1.1.0", Waves: []client.WaveSize{{N: 1}, {N: 100, Percent: true}},
 		Watch: client.WatchOptions{RequestTimeout: 2 * time.Second},

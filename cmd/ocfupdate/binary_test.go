@@ -17,6 +17,8 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/udp"
+
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 // buildBinary builds ocfupdate into a temporary directory.
@@ -89,7 +91,7 @@ func TestBinaryServe(t *testing.T) {
 	if !ok {
 		t.Errorf("first stderr line %q, want \"tls certificate: PATH\"", first)
 	}
-	timestamp := mustReadFile(t, filepath.Join(dir, "repository", "metadata", "timestamp.json"))
+	timestamp := tufrepotest.ReadFile(t, filepath.Join(dir, "repository", "metadata", "timestamp.json"))
 	status, _, body := httpsGet(t, httpsClient(t, certPool(t, certPath)), urls["https"]+"/metadata/timestamp.json", "")
 	if status != http.StatusOK || !bytes.Equal(body, timestamp) {
 		t.Errorf("https timestamp.json: %d, %d bytes", status, len(body))

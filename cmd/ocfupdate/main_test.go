@@ -2,14 +2,13 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 func TestMain(m *testing.M) {
@@ -41,20 +40,6 @@ func mustRun(t *testing.T, args ...string) string {
 	return r.stdout
 }
 
-// writeRandom writes n random bytes to name in a temporary directory.
-func writeRandom(t *testing.T, name string, n int) (string, []byte) {
-	t.Helper()
-	data := make([]byte, n)
-	if _, err := rand.Read(data); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p, data
-}
-
 // testRepo is a repository made through the CLI: model lamp-1 at 1.0.0
 // (3000 bytes, more than two CoAP blocks), published.
 type testRepo struct {
@@ -67,36 +52,8 @@ func newTestRepo(t *testing.T) testRepo {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "repo")
 	mustRun(t, "repo", "init", dir)
-	file, data := writeRandom(t, "fw.bin", 3000)
+	file, data := tufrepotest.PackageFile(t, "fw.bin", 3000)
 	mustRun(t, "repo", "add", dir, file, "--model", "lamp-1", "--version", "1.0.0")
 	mustRun(t, "repo", "publish", dir)
 	return testRepo{dir: dir, target: "lamp-1/1.0.0/fw.bin", data: data}
-}
-
-func mustReadFile(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in different
-// goroutines (a server's stderr read by the test).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/ocfupdate/ocfupdate/client"
 	"github.com/ocfupdate/ocfupdate/internal/creds"
+	"github.com/ocfupdate/ocfupdate/internal/daemontest"
 )
 
 // newTestFleet starts n devices on 1.0.0 and a repository offering 1.1.0,
@@ -28,18 +28,6 @@ func newTestFleet(t *testing.T, n int) *fleet {
 		}
 	})
 	return f
-}
-
-// deadEndpoint is a loopback UDP port nothing listens on.
-func deadEndpoint(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep := "coap://" + c.LocalAddr().String()
-	c.Close()
-	return ep
 }
 
 func writeEndpoints(t *testing.T, eps ...string) string {
@@ -65,7 +53,7 @@ func parseJSON[T any](t *testing.T, s string) T {
 // docs/cli.md.
 func TestDeviceCommands(t *testing.T) {
 	f := newTestFleet(t, 2)
-	ep1, ep2, dead := f.endpoints[0], f.endpoints[1], deadEndpoint(t)
+	ep1, ep2, dead := f.endpoints[0], f.endpoints[1], daemontest.DeadEndpoint(t)
 
 	devs := decodeJSON[[]deviceJSON](t, mustRun(t, "-o", "json", "discover", ep1, ep2))
 	if len(devs) != 2 || devs[0].Endpoint != ep1 || devs[0].Version != "1.0.0" || devs[0].Model != "lamp" ||

@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ocfupdate/ocfupdate/internal/fsync"
 )
 
 // pkiCmd groups the quick-start credential commands.
@@ -197,10 +199,7 @@ func writeAtomic(path string, data []byte, mode os.FileMode, replace bool) (err 
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // the new name survives a crash
-		d.Close()
-	}
+	_ = fsync.Dir(dir) // the new name survives a crash
 	return nil
 }
 
@@ -211,13 +210,5 @@ func writeSynced(f *os.File, data []byte, mode os.FileMode) error {
 		f.Close()
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return fsync.Write(f, data)
 }

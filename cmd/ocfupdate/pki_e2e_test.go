@@ -13,6 +13,7 @@ import (
 
 	"github.com/ocfupdate/ocfupdate/internal/daemontest"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 // buildDaemon builds ocfupdated into a temporary directory.
@@ -109,7 +110,7 @@ func TestPKIWithDaemon(t *testing.T) {
 		t.Errorf("ocfupdated after SIGTERM: %v", err)
 	}
 	log := d.Stderr()
-	key := bytes.TrimSpace(mustReadFile(t, in("ops", "bob.psk")))
+	key := bytes.TrimSpace(tufrepotest.ReadFile(t, in("ops", "bob.psk")))
 	if _, err := hex.DecodeString(string(key)); err != nil || len(key) == 0 {
 		t.Fatalf("bob.psk: %v", err)
 	}

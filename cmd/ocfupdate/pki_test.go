@@ -20,12 +20,13 @@ import (
 	"github.com/ocfupdate/ocfupdate/internal/acl"
 	"github.com/ocfupdate/ocfupdate/internal/creds"
 	"github.com/ocfupdate/ocfupdate/internal/ocf"
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 // readCert parses the one PEM certificate in path.
 func readCert(t *testing.T, path string) *x509.Certificate {
 	t.Helper()
-	blk, rest := pem.Decode(mustReadFile(t, path))
+	blk, rest := pem.Decode(tufrepotest.ReadFile(t, path))
 	if blk == nil || blk.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
 		t.Fatalf("%s: want exactly one PEM certificate", path)
 	}
@@ -114,7 +115,7 @@ func TestPKI(t *testing.T) {
 	if d := time.Until(caCert.NotAfter); d < 29*day || d > 31*day {
 		t.Errorf("CA valid until %v, want in 30 days", caCert.NotAfter)
 	}
-	if !bytes.Equal(mustReadFile(t, in("dev1", "ca.pem")), mustReadFile(t, in("ca", "ca.pem"))) {
+	if !bytes.Equal(tufrepotest.ReadFile(t, in("dev1", "ca.pem")), tufrepotest.ReadFile(t, in("ca", "ca.pem"))) {
 		t.Error("dev1/ca.pem is not the CA certificate")
 	}
 
@@ -235,8 +236,8 @@ func TestPKI(t *testing.T) {
 	if len(wantFiles) > 0 || psk.Identity != "bob" || len(psk.Next) == 0 {
 		t.Errorf("pki psk printed %+v", psk)
 	}
-	secrets := [][]byte{[]byte(hex.EncodeToString(operatorKey)), text, []byte(hex.EncodeToString(text)), mustReadFile(t, in("ca", "ca.key")),
-		mustReadFile(t, in("dev1", "device.key")), mustReadFile(t, in("alice", "operator.key"))}
+	secrets := [][]byte{[]byte(hex.EncodeToString(operatorKey)), text, []byte(hex.EncodeToString(text)), tufrepotest.ReadFile(t, in("ca", "ca.key")),
+		tufrepotest.ReadFile(t, in("dev1", "device.key")), tufrepotest.ReadFile(t, in("alice", "operator.key"))}
 	for _, o := range outputs {
 		for _, s := range secrets {
 			if bytes.Contains([]byte(o), bytes.TrimSpace(s)) || strings.Contains(o, "PRIVATE KEY") {
@@ -264,9 +265,9 @@ func TestPKIDeviceDefaults(t *testing.T) {
 		t.Errorf("creds.Load: %v", err)
 	}
 	// Again: the device files exist, and nothing is overwritten.
-	before := mustReadFile(t, filepath.Join(dir, "device.pem"))
+	before := tufrepotest.ReadFile(t, filepath.Join(dir, "device.pem"))
 	r := runCLI(t, "pki", "device", dir, "--ca", dir, "--name", "other")
-	if r.code != exitFailure || !strings.Contains(r.stderr, "already exists") || !bytes.Equal(before, mustReadFile(t, filepath.Join(dir, "device.pem"))) {
+	if r.code != exitFailure || !strings.Contains(r.stderr, "already exists") || !bytes.Equal(before, tufrepotest.ReadFile(t, filepath.Join(dir, "device.pem"))) {
 		t.Errorf("second device in the same directory: exit %d, %q", r.code, r.stderr)
 	}
 }
@@ -335,7 +336,7 @@ func TestPKIErrors(t *testing.T) {
 	if left, _ := os.ReadDir(out); len(left) != 0 {
 		t.Errorf("failed commands wrote %v", left)
 	}
-	if b := mustReadFile(t, leakyCreds); string(b) != "{}" {
+	if b := tufrepotest.ReadFile(t, leakyCreds); string(b) != "{}" {
 		t.Errorf("a refused credential file was changed: %s", b)
 	}
 	if c, err := creds.Load(filepath.Join(taken, "creds.json")); err != nil || len(c.PSKIdentities()) != 1 {

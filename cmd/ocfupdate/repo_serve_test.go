@@ -28,7 +28,9 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
 	"github.com/ocfupdate/ocfupdate/internal/coaprun"
+	"github.com/ocfupdate/ocfupdate/internal/daemontest"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 // parseServing reads the "serving SCHEME://HOST:PORT" lines of serve from
@@ -55,11 +57,11 @@ func parseServing(t *testing.T, sc *bufio.Scanner, n int, stderr func() string) 
 
 // serveInProcess runs "repo serve" with args in process until the test
 // ends, then cancels it (as SIGTERM does) and expects exit 0.
-func serveInProcess(t *testing.T, n int, args ...string) (urls map[string]string, stderr *syncBuffer) {
+func serveInProcess(t *testing.T, n int, args ...string) (urls map[string]string, stderr *daemontest.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	pr, pw := io.Pipe()
-	stderr = &syncBuffer{}
+	stderr = &daemontest.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		code := run(ctx, append([]string{"repo", "serve"}, args...), pw, stderr)
@@ -86,7 +88,7 @@ func serveInProcess(t *testing.T, n int, args ...string) (urls map[string]string
 func certPool(t *testing.T, p string) *x509.CertPool {
 	t.Helper()
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(mustReadFile(t, p)) {
+	if !pool.AppendCertsFromPEM(tufrepotest.ReadFile(t, p)) {
 		t.Fatalf("no certificate in %s", p)
 	}
 	return pool
@@ -222,7 +224,7 @@ func TestServeGeneratedCertificate(t *testing.T) {
 		t.Fatalf("stderr %q, want \"tls certificate: DIR/tls/cert.pem\" first", stderr.String())
 	}
 	pool := certPool(t, certLine)
-	timestamp := mustReadFile(t, filepath.Join(repo.dir, "repository", "metadata", "timestamp.json"))
+	timestamp := tufrepotest.ReadFile(t, filepath.Join(repo.dir, "repository", "metadata", "timestamp.json"))
 	pkgPath := packagePath(t, repo.dir, repo.target)
 
 	t.Run("https", func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 // decodeJSON parses a command's --output json.
@@ -78,8 +79,8 @@ func TestRepoWorkflow(t *testing.T) {
 	targetsKeys := roles[1].Keys
 
 	// add: two versions, the second with its own counter and name.
-	file1, _ := writeRandom(t, "lamp.img", 3000)
-	file2, _ := writeRandom(t, "lamp.img", 5000)
+	file1, _ := tufrepotest.PackageFile(t, "lamp.img", 3000)
+	file2, _ := tufrepotest.PackageFile(t, "lamp.img", 5000)
 	out = mustRun(t, "repo", "add", dir, file1, "--model", "lamp-1", "--version", "1.0.0")
 	rows := tableRows(t, out, "MODEL", "VERSION", "COUNTER", "BYTES", "MIN-RAM", "STATE", "PATH")
 	if len(rows) != 1 || strings.Join(rows[0], " ") != "lamp-1 1.0.0 1 3000 - staged lamp-1/1.0.0/lamp.img" {
@@ -158,7 +159,7 @@ func TestRepoWorkflow(t *testing.T) {
 	if out != "root version 1 written to "+rootFile+"\n" {
 		t.Errorf("root --out printed %q", out)
 	}
-	if got := mustReadFile(t, rootFile); string(got) != string(served) {
+	if got := tufrepotest.ReadFile(t, rootFile); string(got) != string(served) {
 		t.Error("root --out wrote something else than root.json")
 	}
 
@@ -256,7 +257,7 @@ func TestListEmpty(t *testing.T) {
 func TestRepoAddMinRAM(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "repo")
 	mustRun(t, "repo", "init", dir)
-	file, _ := writeRandom(t, "lamp.img", 1000)
+	file, _ := tufrepotest.PackageFile(t, "lamp.img", 1000)
 
 	out := mustRun(t, "repo", "add", dir, file, "--model", "lamp-1", "--version", "1.0.0", "--min-ram", "512MiB")
 	rows := tableRows(t, out, "MODEL", "VERSION", "COUNTER", "BYTES", "MIN-RAM", "STATE", "PATH")

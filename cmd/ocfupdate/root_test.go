@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 func TestHelpListsCommands(t *testing.T) {
@@ -80,7 +82,7 @@ func TestExitCodeMapping(t *testing.T) {
 
 func TestErrorsAndExitCodes(t *testing.T) {
 	repo := newTestRepo(t)
-	pkg, _ := writeRandom(t, "fw2.bin", 10)
+	pkg, _ := tufrepotest.PackageFile(t, "fw2.bin", 10)
 	existingKey := filepath.Join(t.TempDir(), "k.pem")
 	mustRun(t, "repo", "keygen", "--out", existingKey)
 	notRepo := t.TempDir()

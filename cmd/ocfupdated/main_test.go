@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 
 type daemon = daemontest.Daemon
 
+// syncBuffer is a buffer a process or server writes while the test reads.
+type syncBuffer = daemontest.Buffer
+
 // startDaemon runs ocfupdated on dir with an ephemeral loopback port and
 // waits for its "listening" line. These tests are about the update logic,
 // not about security: they pass --insecure-open-acl and talk plain CoAP

@@ -1,11 +1,16 @@
 // Package daemontest runs real ocfupdated processes for end-to-end tests:
 // it builds the binary once, starts it on ephemeral loopback ports, waits
-// for its "listening" lines and stops it at the end of the test.
+// for its "listening" lines and stops it at the end of the test. It also
+// has the small pieces such tests share: a Buffer for the output of a
+// process or server that the test reads while it runs, and a DeadEndpoint
+// where no device answers.
 package daemontest
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"sync"
@@ -28,7 +33,7 @@ type Daemon struct {
 	Cmd      *exec.Cmd
 	Endpoint string // coap://127.0.0.1:PORT
 	Secure   string // coaps://127.0.0.1:PORT, when started in Secure mode
-	stderr   syncBuilder
+	stderr   Buffer
 	exited   chan error
 }
 
@@ -135,20 +140,36 @@ func (d *Daemon) Signal(t testing.TB, sig syscall.Signal) error {
 	}
 }
 
-// syncBuilder is a strings.Builder the process writes while tests read.
-type syncBuilder struct {
+// Buffer is a bytes.Buffer that one goroutine (a process's output, a
+// server's log) may write while the test reads it. The zero value is empty
+// and ready to use.
+type Buffer struct {
 	mu sync.Mutex
-	b  strings.Builder
+	b  bytes.Buffer
 }
 
-func (s *syncBuilder) Write(p []byte) (int, error) {
+func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuilder) String() string {
+// String returns what was written so far.
+func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// DeadEndpoint returns a coap:// endpoint on a loopback UDP port that
+// nothing listens on (it was free a moment ago): a device that is down.
+func DeadEndpoint(t testing.TB) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := "coap://" + c.LocalAddr().String()
+	c.Close()
+	return ep
 }

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	dtlsserver "github.com/plgd-dev/go-coap/v3/dtls/server"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/mux"
@@ -20,8 +22,10 @@ import (
 	"github.com/plgd-dev/go-coap/v3/pkg/runner/periodic"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
+	udpserver "github.com/plgd-dev/go-coap/v3/udp/server"
 
 	"github.com/ocfupdate/ocfupdate/internal/step"
+	"github.com/ocfupdate/ocfupdate/internal/step/steptest"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 )
 
@@ -48,33 +52,77 @@ type coapServer struct {
 	nums   []int64      // block numbers requested
 }
 
+// newCoAPServer serves content over plain CoAP on a loopback port until
+// the test ends.
 func newCoAPServer(t testing.TB, content pattern) *coapServer {
 	t.Helper()
-	s, r := newCoAPHandler(content)
-	l, err := coapnet.NewListenUDP("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return startCoAPServer(t, content, listenUDP)
+}
+
+// serverOption is an option that both the UDP and the DTLS server take.
+type serverOption interface {
+	udpserver.Option
+	dtlsserver.Option
+}
+
+// optionsAs converts opts to the option type of one transport's server:
+// udpserver.Option or dtlsserver.Option, which every serverOption is.
+func optionsAs[O any](opts []serverOption) []O {
+	out := make([]O, 0, len(opts))
+	for _, o := range opts {
+		out = append(out, any(o).(O))
 	}
-	s.addr = l.LocalAddr().String()
+	return out
+}
+
+// coapTransport opens a loopback listener of one transport and builds the
+// server for it from opts.
+type coapTransport func(t testing.TB, opts []serverOption) coapListener
+
+// coapListener is a listener with its server, not yet serving.
+type coapListener struct {
+	l     io.Closer // closed once the server has stopped
+	addr  string
+	serve func() error // returns after stop
+	stop  func()
+}
+
+// startCoAPServer serves content over the transport that listen opens
+// until the test ends.
+func startCoAPServer(t testing.TB, content pattern, listen coapTransport) *coapServer {
+	t.Helper()
+	s, r := newCoAPHandler(content)
 	stop := make(chan struct{})
-	srv := udp.NewServer(
+	t.Cleanup(func() { close(stop) }) // runs last, after the server stopped
+	cl := listen(t, []serverOption{
 		options.WithMux(r),
 		options.WithBlockwise(false, blockwise.SZX1024, time.Second),
 		options.WithErrors(func(error) {}),
 		options.WithPeriodicRunner(periodic.New(stop, 100*time.Millisecond)),
-	)
+	})
+	s.addr = cl.addr
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = srv.Serve(l)
+		_ = cl.serve()
 	}()
 	t.Cleanup(func() {
-		srv.Stop()
+		cl.stop()
 		<-done
-		_ = l.Close()
-		close(stop)
+		_ = cl.l.Close()
 	})
 	return s
+}
+
+// listenUDP is the plain CoAP transport.
+func listenUDP(t testing.TB, opts []serverOption) coapListener {
+	t.Helper()
+	l, err := coapnet.NewListenUDP("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := udp.NewServer(optionsAs[udpserver.Option](opts)...)
+	return coapListener{l: l, addr: l.LocalAddr().String(), serve: func() error { return srv.Serve(l) }, stop: srv.Stop}
 }
 
 func newCoAPHandler(content pattern) (*coapServer, *mux.Router) {
@@ -297,7 +345,7 @@ func TestDownloadCoAP(t *testing.T) {
 				expect = tt.expect
 			}
 			err := d.Download(context.Background(), srv.url("coap"), dst, expect.expect(t), nil)
-			if got := resultOf(err); got != tt.want {
+			if got := steptest.ResultOf(err); got != tt.want {
 				t.Fatalf("result %d (%v), want %d", got, err, tt.want)
 			}
 			if n := len(srv.requested()); tt.wantReqs != 0 && n != tt.wantReqs {
@@ -346,7 +394,7 @@ func TestDownloadCoAPResumeAfterDrop(t *testing.T) {
 	dst := dstIn(t)
 
 	err := d.Download(context.Background(), srv.url("coap"), dst, content.expect(t), nil)
-	if got := resultOf(err); got != swu.ResultConnectionLost || !errors.Is(err, ErrStalled) {
+	if got := steptest.ResultOf(err); got != swu.ResultConnectionLost || !errors.Is(err, ErrStalled) {
 		t.Fatalf("interrupted run: result %d (%v), want 4 (stalled)", got, err)
 	}
 	if got := fileSize(t, dst+PartSuffix); got != k*1024 {
@@ -379,7 +427,7 @@ func TestDownloadCoAPUnreachable(t *testing.T) {
 	d := newDownloader(t, coapConfig())
 	dst := dstIn(t)
 	err = d.Download(context.Background(), "coap://"+addr+"/pkg", dst, pattern{size: 100}.expect(t), nil)
-	if got := resultOf(err); got != swu.ResultConnectionLost {
+	if got := steptest.ResultOf(err); got != swu.ResultConnectionLost {
 		t.Fatalf("result %d (%v), want 4", got, err)
 	}
 }
@@ -456,7 +504,7 @@ func TestGetCoAP(t *testing.T) {
 			}
 			d := newDownloader(t, coapConfig())
 			got, err := d.Get(context.Background(), srv.url("coap"), tt.max)
-			if r := resultOf(err); r != tt.want {
+			if r := steptest.ResultOf(err); r != tt.want {
 				t.Fatalf("result %d (%v), want %d", r, err, tt.want)
 			}
 			if err == nil && !bytes.Equal(got, content.bytes()) {

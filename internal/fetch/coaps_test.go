@@ -5,53 +5,35 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	piondtls "github.com/pion/dtls/v3"
 	"github.com/plgd-dev/go-coap/v3/dtls"
+	dtlsserver "github.com/plgd-dev/go-coap/v3/dtls/server"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
-	"github.com/plgd-dev/go-coap/v3/net/blockwise"
-	"github.com/plgd-dev/go-coap/v3/options"
-	"github.com/plgd-dev/go-coap/v3/pkg/runner/periodic"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/ocfupdate/ocfupdate/internal/step"
+	"github.com/ocfupdate/ocfupdate/internal/step/steptest"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 )
 
 // newCoAPSServer is newCoAPServer over DTLS with a pre-shared key.
 func newCoAPSServer(t testing.TB, content pattern, psk []byte) *coapServer {
 	t.Helper()
-	s, r := newCoAPHandler(content)
-	l, err := coapnet.NewDTLSListener("udp4", "127.0.0.1:0", coapnet.NewDTLSServerOptions(
-		piondtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
-		piondtls.WithPSKIdentityHint([]byte("ocfupdate-test")),
-		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
-	))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.addr = l.Addr().String()
-	stop := make(chan struct{})
-	srv := dtls.NewServer(
-		options.WithMux(r),
-		options.WithBlockwise(false, blockwise.SZX1024, time.Second),
-		options.WithErrors(func(error) {}),
-		options.WithPeriodicRunner(periodic.New(stop, 100*time.Millisecond)),
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(l)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-		_ = l.Close()
-		close(stop)
+	return startCoAPServer(t, content, func(t testing.TB, opts []serverOption) coapListener {
+		t.Helper()
+		l, err := coapnet.NewDTLSListener("udp4", "127.0.0.1:0", coapnet.NewDTLSServerOptions(
+			piondtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
+			piondtls.WithPSKIdentityHint([]byte("ocfupdate-test")),
+			piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+		))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := dtls.NewServer(optionsAs[dtlsserver.Option](opts)...)
+		return coapListener{l: l, addr: l.Addr().String(), serve: func() error { return srv.Serve(l) }, stop: srv.Stop}
 	})
-	return s
 }
 
 // pskDialer is a Config.DialCoAPS as the agent would build it.
@@ -110,7 +92,7 @@ func TestDownloadCoAPS(t *testing.T) {
 		cfg.DialCoAPS = pskDialer([]byte{1, 2, 3, 4}, &dials)
 		d := newDownloader(t, cfg)
 		err := d.Download(context.Background(), srv.url("coaps"), dstIn(t), content.expect(t), nil)
-		if got := resultOf(err); got != swu.ResultConnectionLost {
+		if got := steptest.ResultOf(err); got != swu.ResultConnectionLost {
 			t.Fatalf("result %d (%v), want 4", got, err)
 		}
 		if dials.Load() != 1+int64(cfg.MaxRetries) {
@@ -127,7 +109,7 @@ func TestDownloadCoAPS(t *testing.T) {
 		}
 		d := newDownloader(t, cfg)
 		err := d.Download(context.Background(), srv.url("coaps"), dstIn(t), content.expect(t), nil)
-		if got := resultOf(err); got != swu.ResultValidation {
+		if got := steptest.ResultOf(err); got != swu.ResultValidation {
 			t.Fatalf("result %d (%v), want the dialer's 5", got, err)
 		}
 		if dials.Load() != 1 {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ocfupdate/ocfupdate/internal/fsync"
 	"github.com/ocfupdate/ocfupdate/internal/step"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 )
@@ -174,7 +175,7 @@ func (d *Downloader) Download(ctx context.Context, rawURL, dst string, want Expe
 	if err := os.Rename(part, dst); err != nil {
 		return diskFailure(err, dst)
 	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := fsync.Dir(filepath.Dir(dst)); err != nil {
 		return diskFailure(err, dst)
 	}
 	log.Info("download verified", "length", want.Length)
@@ -314,17 +315,4 @@ func (d *Downloader) backoff(n int) time.Duration {
 	}
 	half := delay / 2
 	return half + rand.N(delay-half+1)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ocfupdate/ocfupdate/internal/step"
+	"github.com/ocfupdate/ocfupdate/internal/step/steptest"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 )
 
@@ -26,7 +27,7 @@ func TestDownloadUntrustedCertificate(t *testing.T) {
 	dst := dstIn(t)
 
 	err := d.Download(context.Background(), srv.url(), dst, content.expect(t), nil)
-	if got := resultOf(err); got != swu.ResultValidation {
+	if got := steptest.ResultOf(err); got != swu.ResultValidation {
 		t.Fatalf("result %d (%v), want 5", got, err)
 	}
 	if n := srv.conns.Load(); n != 1 {
@@ -43,7 +44,7 @@ func TestDownloadHTTPSToPlainServer(t *testing.T) {
 	d := newDownloader(t, fastConfig())
 	url := "https://" + strings.TrimPrefix(srv.URL, "http://") + "/pkg"
 	err := d.Download(context.Background(), url, dstIn(t), pattern{size: 10}.expect(t), nil)
-	if got := resultOf(err); got != swu.ResultUnsupportedProt {
+	if got := steptest.ResultOf(err); got != swu.ResultUnsupportedProt {
 		t.Fatalf("result %d (%v), want 7", got, err)
 	}
 }
@@ -57,7 +58,7 @@ func TestDownloadInsecureHTTP(t *testing.T) {
 	url := srv.URL + "/pkg"
 
 	strict := newDownloader(t, fastConfig())
-	if got := resultOf(strict.Download(context.Background(), url, dstIn(t), content.expect(t), nil)); got != swu.ResultUnsupportedProt {
+	if got := steptest.ResultOf(strict.Download(context.Background(), url, dstIn(t), content.expect(t), nil)); got != swu.ResultUnsupportedProt {
 		t.Fatalf("http without AllowInsecure: result %d, want 7", got)
 	}
 
@@ -94,7 +95,7 @@ func TestDownloadBadURL(t *testing.T) {
 		t.Run(tt.url, func(t *testing.T) {
 			dst := dstIn(t)
 			err := d.Download(context.Background(), tt.url, dst, pattern{size: 10}.expect(t), nil)
-			if got := resultOf(err); got != tt.want {
+			if got := steptest.ResultOf(err); got != tt.want {
 				t.Fatalf("result %d (%v), want %d", got, err, tt.want)
 			}
 			var se *step.Error
@@ -178,7 +179,7 @@ func TestDownloadStall(t *testing.T) {
 	d := newDownloader(t, cfg)
 
 	err := d.Download(context.Background(), srv.url(), dstIn(t), content.expect(t), nil)
-	if got := resultOf(err); got != swu.ResultConnectionLost || !errors.Is(err, ErrStalled) {
+	if got := steptest.ResultOf(err); got != swu.ResultConnectionLost || !errors.Is(err, ErrStalled) {
 		t.Fatalf("result %d (%v), want 4 with ErrStalled", got, err)
 	}
 	// The first attempt makes progress (10 bytes), the second does not
@@ -228,7 +229,7 @@ func TestDownloadExpect(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := d.Download(context.Background(), "https://127.0.0.1:1/x", dstIn(t), tt.want, nil)
-			if got := resultOf(err); got != tt.res {
+			if got := steptest.ResultOf(err); got != tt.res {
 				t.Fatalf("result %d (%v), want %d", got, err, tt.res)
 			}
 		})
@@ -245,7 +246,7 @@ func TestDownloadBothHashes(t *testing.T) {
 	want.Hashes["sha512"] = make([]byte, 64) // right size, wrong value
 	want.Hashes["blake2b"] = []byte{1}       // ignored
 	err := d.Download(context.Background(), srv.url(), dstIn(t), want, nil)
-	if got := resultOf(err); got != swu.ResultValidation || !errors.Is(err, ErrHashMismatch) {
+	if got := steptest.ResultOf(err); got != swu.ResultValidation || !errors.Is(err, ErrHashMismatch) {
 		t.Fatalf("result %d (%v), want 5 hash mismatch: every supported hash must match", got, err)
 	}
 }

@@ -13,9 +13,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-
-	"github.com/ocfupdate/ocfupdate/internal/step"
-	"github.com/ocfupdate/ocfupdate/internal/swu"
 )
 
 func TestMain(m *testing.M) {
@@ -94,19 +91,6 @@ func newDownloader(t testing.TB, cfg Config) *Downloader {
 	}
 	t.Cleanup(d.Close)
 	return d
-}
-
-// resultOf returns the swupdateresult of err: 1 for nil, the step.Error's
-// result, or -1 for any other error.
-func resultOf(err error) swu.Result {
-	if err == nil {
-		return swu.ResultSuccess
-	}
-	var se *step.Error
-	if errors.As(err, &se) {
-		return se.Result
-	}
-	return -1
 }
 
 func exists(t testing.TB, path string) bool {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ocfupdate/ocfupdate/internal/step"
+	"github.com/ocfupdate/ocfupdate/internal/step/steptest"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 )
 
@@ -386,7 +387,7 @@ func TestDownloadHTTPS(t *testing.T) {
 			err := d.Download(context.Background(), srv.url(), dst, content.expect(t), func(done, total int64) {
 				last = [2]int64{done, total}
 			})
-			if got := resultOf(err); got != tt.want {
+			if got := steptest.ResultOf(err); got != tt.want {
 				t.Fatalf("result %d (%v), want %d", got, err, tt.want)
 			}
 			reqs := srv.requests()

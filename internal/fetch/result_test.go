@@ -16,6 +16,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/mux"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/ocfupdate/ocfupdate/internal/step/steptest"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 )
 
@@ -90,7 +91,7 @@ func TestParseURL(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
 			u, err := ParseURL(tt.raw, tt.insecure)
-			if got := resultOf(err); got != tt.want {
+			if got := steptest.ResultOf(err); got != tt.want {
 				t.Fatalf("result %d (%v), want %d", got, err, tt.want)
 			}
 			if err == nil && hostPort(u) != tt.hostPort {
@@ -106,7 +107,7 @@ func FuzzParseURL(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		u, err := ParseURL(raw, true)
-		switch r := resultOf(err); r {
+		switch r := steptest.ResultOf(err); r {
 		case swu.ResultSuccess:
 			if u.Host == "" || !(u.Scheme == "https" || u.Scheme == "coaps" || u.Scheme == "http" || u.Scheme == "coap") {
 				t.Fatalf("accepted %q as %#v", raw, u)
@@ -178,7 +179,7 @@ func TestTUFFetcher(t *testing.T) {
 		}
 		_, err = f.DownloadFile(u, 2999, 0)
 		var lenErr *metadata.ErrDownloadLengthMismatch
-		if !errors.As(err, &lenErr) || resultOf(err) != swu.ResultValidation || !errors.Is(err, &metadata.ErrDownload{}) {
+		if !errors.As(err, &lenErr) || steptest.ResultOf(err) != swu.ResultValidation || !errors.Is(err, &metadata.ErrDownload{}) {
 			t.Fatalf("DownloadFile(%s) too long: %v, want ErrDownloadLengthMismatch with result 5", u, err)
 		}
 	}
@@ -194,14 +195,14 @@ func TestTUFFetcher(t *testing.T) {
 	for _, u := range []string{coapSrv.url("coap"), httpSrv.url()} {
 		_, err := f.DownloadFile(u, 3000, 0)
 		var httpErr *metadata.ErrDownloadHTTP
-		if !errors.As(err, &httpErr) || httpErr.StatusCode != 404 || resultOf(err) != 404 {
+		if !errors.As(err, &httpErr) || httpErr.StatusCode != 404 || steptest.ResultOf(err) != 404 {
 			t.Fatalf("DownloadFile(%s) on 404: %v, want ErrDownloadHTTP 404 with result 404", u, err)
 		}
 	}
 
 	// Other failures pass through with their result.
 	_, err := f.DownloadFile("ftp://x/y", 10, 0)
-	if resultOf(err) != swu.ResultUnsupportedProt {
+	if steptest.ResultOf(err) != swu.ResultUnsupportedProt {
 		t.Fatalf("ftp: %v", err)
 	}
 }

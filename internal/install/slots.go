@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ocfupdate/ocfupdate/internal/fsync"
 	"github.com/ocfupdate/ocfupdate/internal/step"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 )
@@ -247,7 +248,7 @@ func (s *Slots) stage(ctx context.Context, pkg, slot string, t step.Target, prog
 	if err := os.Rename(tmp, final); err != nil {
 		return Manifest{}, fmt.Errorf("rename %s: %w", tmp, err)
 	}
-	if err := syncDir(s.cfg.Dir); err != nil {
+	if err := fsync.Dir(s.cfg.Dir); err != nil {
 		return Manifest{}, err
 	}
 	src.done = size
@@ -374,7 +375,7 @@ func (s *Slots) point(slot string) error {
 		if err := os.Remove(cur); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", cur, err)
 		}
-		return syncDir(s.cfg.Dir)
+		return fsync.Dir(s.cfg.Dir)
 	}
 	tmp := cur + tmpSuffix
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -387,7 +388,7 @@ func (s *Slots) point(slot string) error {
 	if err := os.Rename(tmp, cur); err != nil {
 		return fmt.Errorf("switch %s: %w", cur, err)
 	}
-	return syncDir(s.cfg.Dir)
+	return fsync.Dir(s.cfg.Dir)
 }
 
 // linked returns the slot current points to; "" when there is no link.

@@ -49,6 +49,7 @@ import (
 	"sync"
 
 	"github.com/ocfupdate/ocfupdate/internal/flock"
+	"github.com/ocfupdate/ocfupdate/internal/fsync"
 )
 
 // Sentinel errors; test with errors.Is.
@@ -322,15 +323,7 @@ func writeSynced(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return fsync.Write(f, data)
 }
 
 // removeTemps deletes name.tmp files left by a Save that never reached its

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ocfupdate/ocfupdate/internal/fetch"
 	"github.com/ocfupdate/ocfupdate/internal/step"
+	"github.com/ocfupdate/ocfupdate/internal/step/steptest"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
 )
@@ -233,7 +234,7 @@ func TestAdversarial(t *testing.T) {
 					}
 					_, err = e.c.Fetch(t.Context(), req, target, nil)
 				}
-				if got := resultOf(err); got != tt.want {
+				if got := steptest.ResultOf(err); got != tt.want {
 					t.Fatalf("%s: result %d (%v), want %d", tt.at, got, err, tt.want)
 				}
 				if !strings.Contains(err.Error(), tt.wantDetail) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ocfupdate/ocfupdate/internal/fetch"
 	"github.com/ocfupdate/ocfupdate/internal/step"
+	"github.com/ocfupdate/ocfupdate/internal/step/steptest"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
 )
@@ -143,8 +144,8 @@ func TestCheckOnlyOlderPublished(t *testing.T) {
 	}
 	// Fetch without a target has nothing to fetch either.
 	_, err := c.Fetch(t.Context(), withPURL(lamp, srv.URL), step.Target{}, nil)
-	if resultOf(err) != swu.ResultIdle || !errors.Is(err, ErrNoUpdate) {
-		t.Fatalf("Fetch = %v (result %d), want ErrNoUpdate with result 0", err, resultOf(err))
+	if steptest.ResultOf(err) != swu.ResultIdle || !errors.Is(err, ErrNoUpdate) {
+		t.Fatalf("Fetch = %v (result %d), want ErrNoUpdate with result 0", err, steptest.ResultOf(err))
 	}
 }
 
@@ -178,8 +179,8 @@ func TestFetchNamedTargetMustStillQualify(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.c.Fetch(t.Context(), withPURL(tt.req, e.purl), step.Target{Name: tt.want, Version: "x"}, nil)
-			if resultOf(err) != swu.ResultValidation || !errors.Is(err, tt.err) {
-				t.Fatalf("Fetch = %v (result %d), want result 5 and %v", err, resultOf(err), tt.err)
+			if steptest.ResultOf(err) != swu.ResultValidation || !errors.Is(err, tt.err) {
+				t.Fatalf("Fetch = %v (result %d), want result 5 and %v", err, steptest.ResultOf(err), tt.err)
 			}
 			if s := staged(t, e.c); len(s) != 0 {
 				t.Fatalf("staged %v", s)
@@ -336,8 +337,8 @@ func TestRotatedKeysAreNotTrustedAgain(t *testing.T) {
 	copyTree(t, filepath.Join(stolen, "repository"), served)
 
 	_, _, err := e.c.Check(t.Context(), req)
-	if resultOf(err) != swu.ResultValidation || !strings.Contains(err.Error(), "timestamp metadata is not signed by enough trusted keys") {
-		t.Fatalf("Check against the retired key = %v (result %d), want result 5 for the timestamp signature", err, resultOf(err))
+	if steptest.ResultOf(err) != swu.ResultValidation || !strings.Contains(err.Error(), "timestamp metadata is not signed by enough trusted keys") {
+		t.Fatalf("Check against the retired key = %v (result %d), want result 5 for the timestamp signature", err, steptest.ResultOf(err))
 	}
 }
 
@@ -412,11 +413,11 @@ func TestCancelledIsNotAFailure(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, _, err := e.c.Check(ctx, withPURL(lamp, e.purl))
-	if !errors.Is(err, context.Canceled) || resultOf(err) != -1 {
+	if !errors.Is(err, context.Canceled) || steptest.ResultOf(err) != -1 {
 		t.Fatalf("Check with cancelled ctx = %v, want context.Canceled and no step.Error", err)
 	}
 	_, err = e.c.Fetch(ctx, withPURL(lamp, e.purl), step.Target{}, nil)
-	if !errors.Is(err, context.Canceled) || resultOf(err) != -1 {
+	if !errors.Is(err, context.Canceled) || steptest.ResultOf(err) != -1 {
 		t.Fatalf("Fetch with cancelled ctx = %v, want context.Canceled and no step.Error", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/ocfupdate/ocfupdate/internal/step"
+	"github.com/ocfupdate/ocfupdate/internal/step/steptest"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 )
 
@@ -75,7 +76,7 @@ func TestMapError(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	err := c.mapError(ctx, "refresh", errors.New("fetch aborted"), nil, &recorder{})
-	if !errors.Is(err, context.Canceled) || resultOf(err) != -1 {
+	if !errors.Is(err, context.Canceled) || steptest.ResultOf(err) != -1 {
 		t.Fatalf("mapError after cancel = %v, want context.Canceled without a result", err)
 	}
 }
@@ -113,7 +114,7 @@ func TestRepoURL(t *testing.T) {
 	for _, tt := range tests {
 		u, err := repoURL(tt.in)
 		if tt.result != 0 {
-			if resultOf(err) != tt.result {
+			if steptest.ResultOf(err) != tt.result {
 				t.Errorf("repoURL(%q) = %v, want result %d", tt.in, err, tt.result)
 			}
 			continue

@@ -3,11 +3,9 @@ package tufclient
 import (
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -29,8 +27,8 @@ import (
 
 	"github.com/ocfupdate/ocfupdate/internal/fetch"
 	"github.com/ocfupdate/ocfupdate/internal/step"
-	"github.com/ocfupdate/ocfupdate/internal/swu"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 func TestMain(m *testing.M) {
@@ -88,14 +86,7 @@ func (r *repo) add(t testing.TB, model, version string, n int) string {
 // addWith stages a package of n random bytes with opts.
 func (r *repo) addWith(t testing.TB, model, version string, n int, opts tufrepo.AddOptions) string {
 	t.Helper()
-	data := make([]byte, n)
-	if _, err := rand.Read(data); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "firmware.bin")
-	if err := os.WriteFile(file, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file, data := tufrepotest.PackageFile(t, "firmware.bin", n)
 	tg, err := tufrepo.AddTarget(r.dir, file, model, version, opts)
 	if err != nil {
 		t.Fatalf("AddTarget %s %s: %v", model, version, err)
@@ -368,19 +359,6 @@ func newClient(t testing.TB, root []byte, d *fetch.Downloader, edit func(*Config
 		t.Fatal(err)
 	}
 	return c
-}
-
-// resultOf returns err's swupdateresult: 1 for nil, the step.Error's
-// result, or -1 for any other error.
-func resultOf(err error) swu.Result {
-	if err == nil {
-		return swu.ResultSuccess
-	}
-	var se *step.Error
-	if errors.As(err, &se) {
-		return se.Result
-	}
-	return -1
 }
 
 // staged lists the final-named packages in the staging directory.

@@ -12,6 +12,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/ocfupdate/ocfupdate/internal/step"
+	"github.com/ocfupdate/ocfupdate/internal/step/steptest"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
 	"github.com/ocfupdate/ocfupdate/internal/sysmem"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
@@ -91,7 +92,7 @@ func TestFetchChecksRAM(t *testing.T) {
 					}
 				}
 				st, err := e.c.Fetch(t.Context(), req, want, nil)
-				if got := resultOf(err); got != tt.want {
+				if got := steptest.ResultOf(err); got != tt.want {
 					t.Fatalf("Fetch: result %d (%v), want %d", got, err, tt.want)
 				}
 				if n := mem.calls.Load(); n != tt.wantCalls {
@@ -129,7 +130,7 @@ func TestFetchNoRAMTouchesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := e.c.Fetch(t.Context(), withPURL(lamp, e.purl), step.Target{}, nil)
-	if resultOf(err) != swu.ResultNoRAM {
+	if steptest.ResultOf(err) != swu.ResultNoRAM {
 		t.Fatalf("Fetch = %v, want result 2", err)
 	}
 	if files := stagingFiles(t, e.c); len(files) != 1 || files[0] != filepath.Base(old) {
@@ -156,15 +157,15 @@ func TestMalformedMinRAM(t *testing.T) {
 			req := withPURL(lamp, e.purl)
 
 			_, found, err := e.c.Check(t.Context(), req)
-			if resultOf(err) != swu.ResultValidation || found || !strings.Contains(err.Error(), "malformed min_ram") {
+			if steptest.ResultOf(err) != swu.ResultValidation || found || !strings.Contains(err.Error(), "malformed min_ram") {
 				t.Fatalf("Check = found %v, %v; want result 5 about min_ram (not 1.0.5)", found, err)
 			}
 			_, err = e.c.Fetch(t.Context(), req, step.Target{}, nil)
-			if resultOf(err) != swu.ResultValidation || !errors.Is(err, tufrepo.ErrRequirement) {
+			if steptest.ResultOf(err) != swu.ResultValidation || !errors.Is(err, tufrepo.ErrRequirement) {
 				t.Fatalf("Fetch without a target = %v, want result 5 and ErrRequirement", err)
 			}
 			_, err = e.c.Fetch(t.Context(), req, step.Target{Name: name, Version: newest}, nil)
-			if resultOf(err) != swu.ResultValidation || !errors.Is(err, tufrepo.ErrRequirement) || !strings.Contains(err.Error(), name) {
+			if steptest.ResultOf(err) != swu.ResultValidation || !errors.Is(err, tufrepo.ErrRequirement) || !strings.Contains(err.Error(), name) {
 				t.Fatalf("Fetch of %s = %v, want result 5 naming it", name, err)
 			}
 			if n := pkgRequests.Load(); n != 0 {

@@ -2,7 +2,6 @@ package tufrepo
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/ocfupdate/ocfupdate/internal/fetch"
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 // benchTarget adds a package of size random bytes to a new repository and
@@ -28,14 +28,7 @@ func benchTarget(b *testing.B, size int) (dir, target string, want fetch.Expect)
 	if err := Init(dir, InitOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	data := make([]byte, size)
-	if _, err := rand.Read(data); err != nil {
-		b.Fatal(err)
-	}
-	file := filepath.Join(b.TempDir(), "pkg.bin")
-	if err := os.WriteFile(file, data, 0o644); err != nil {
-		b.Fatal(err)
-	}
+	file, _ := tufrepotest.PackageFile(b, "pkg.bin", size)
 	tg, err := AddTarget(dir, file, "m", "1", AddOptions{})
 	if err != nil {
 		b.Fatal(err)

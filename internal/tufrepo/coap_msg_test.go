@@ -14,6 +14,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
+
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 // opt is one request option for encodeReq.
@@ -69,7 +71,7 @@ func decodeResp(t testing.TB, b []byte) message.Message {
 // ignored.
 func TestCoAPRespond(t *testing.T) {
 	f := newFixture(t, InitOptions{})
-	ts := mustRead(t, filepath.Join(f.dir, metadataDir, "timestamp.json"))
+	ts := tufrepotest.ReadFile(t, filepath.Join(f.dir, metadataDir, "timestamp.json"))
 	tsPath := pathOpts("/metadata/timestamp.json")
 	pkgPath, pkgData := packagePath(t, f)
 	tok := []byte{0xde, 0xad, 0xbe, 0xef}

@@ -22,6 +22,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
 
 	"github.com/ocfupdate/ocfupdate/internal/coaprun"
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 // startCoAP serves dir over CoAP on a loopback port until the test ends.
@@ -156,7 +157,7 @@ func TestCoAPBlock2Fetch(t *testing.T) {
 	if err := Init(dir, InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	file, data := writePkg(t, "big.bin", 200*1024+123)
+	file, data := tufrepotest.PackageFile(t, "big.bin", 200*1024+123)
 	tg, err := AddTarget(dir, file, "lamp-1", "3.0.0", AddOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +253,7 @@ func TestCoAPSmallFileAndErrors(t *testing.T) {
 	}
 	cc := dialCoAP(t, startCoAP(t, f.dir, ServeOptions{}))
 
-	small := mustRead(t, filepath.Join(f.dir, metadataDir, "timestamp.json"))
+	small := tufrepotest.ReadFile(t, filepath.Join(f.dir, metadataDir, "timestamp.json"))
 	if len(small) > 1024 {
 		t.Fatalf("timestamp.json is %d bytes; the test needs it below one block", len(small))
 	}

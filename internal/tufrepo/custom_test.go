@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 func TestParseCustom(t *testing.T) {
@@ -92,7 +94,7 @@ func TestSelectTargetMalformedRequirement(t *testing.T) {
 
 func TestAddTargetMinRAM(t *testing.T) {
 	f := newFixture(t, InitOptions{})
-	file, _ := writePkg(t, "fw.bin", 10)
+	file, _ := tufrepotest.PackageFile(t, "fw.bin", 10)
 	got, err := AddTarget(f.dir, file, "lamp-1", "2.0.0", AddOptions{MinRAM: 512 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +160,7 @@ func TestAddTargetAboveMalformedRequirement(t *testing.T) {
 	if err := writeFileAtomic(filepath.Join(f.dir, stagedFile), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	file, _ := writePkg(t, "fw.bin", 10)
+	file, _ := tufrepotest.PackageFile(t, "fw.bin", 10)
 	if _, err := AddTarget(f.dir, file, "lamp-1", "7.0", AddOptions{}); !errors.Is(err, ErrExists) {
 		t.Fatalf("AddTarget of the malformed package's version: %v, want ErrExists", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/ocfupdate/ocfupdate/internal/flock"
+	"github.com/ocfupdate/ocfupdate/internal/fsync"
 )
 
 // Names inside DIR. Everything under repositoryDir is public; nothing else is.
@@ -89,20 +90,7 @@ func writeAtomic(path string, perm fs.FileMode, fill func(io.Writer) error) (err
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename or link in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
+	return fsync.Dir(dir)
 }
 
 // fileDigest is what TUF records about a target file.

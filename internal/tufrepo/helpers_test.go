@@ -2,10 +2,8 @@ package tufrepo
 
 import (
 	"bytes"
-	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -13,6 +11,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 	"go.uber.org/goleak"
+
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 func TestMain(m *testing.M) {
@@ -23,20 +23,6 @@ func TestMain(m *testing.M) {
 type pkg struct {
 	model, version string
 	data           []byte
-}
-
-// writePkg writes n random bytes to a file named name in a temp dir.
-func writePkg(t *testing.T, name string, n int) (string, []byte) {
-	t.Helper()
-	data := make([]byte, n)
-	if _, err := rand.Read(data); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p, data
 }
 
 // fixture is the standard repository of the tests: two versions of model
@@ -62,7 +48,7 @@ func newFixture(t *testing.T, opts InitOptions) *fixture {
 		model, version string
 		size           int
 	}{{"lamp-1", "1.0.0", 3000}, {"lamp-1", "1.1.0", 5000}, {"plug-2", "0.9.0", 700}} {
-		file, data := writePkg(t, "firmware.bin", p.size)
+		file, data := tufrepotest.PackageFile(t, "firmware.bin", p.size)
 		if _, err := AddTarget(dir, file, p.model, p.version, AddOptions{}); err != nil {
 			t.Fatalf("AddTarget %s %s: %v", p.model, p.version, err)
 		}
@@ -116,15 +102,6 @@ func trustedTargets(t *testing.T, up *updater.Updater) *metadata.Metadata[metada
 		t.Fatal("updater has no trusted targets")
 	}
 	return tg
-}
-
-func mustRead(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func equalBytes(a, b []byte) bool { return bytes.Equal(a, b) }

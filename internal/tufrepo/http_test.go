@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 // packagePath is the sha256-named file of the fixture's lamp-1 1.1.0
@@ -205,12 +207,12 @@ func TestServeHTTPSWithSelfSigned(t *testing.T) {
 		t.Fatalf("TLS key %v %v, want mode 0600", fi, err)
 	}
 	// Reused while valid: devices keep trusting the same certificate.
-	certPEM := mustRead(t, certPath)
-	if c2, _, err := GenerateSelfSigned(f.dir); err != nil || !equalBytes(mustRead(t, c2), certPEM) {
+	certPEM := tufrepotest.ReadFile(t, certPath)
+	if c2, _, err := GenerateSelfSigned(f.dir); err != nil || !equalBytes(tufrepotest.ReadFile(t, c2), certPEM) {
 		t.Fatalf("second GenerateSelfSigned replaced the pair (%v)", err)
 	}
 	// A new host is not covered: a new pair.
-	if _, _, err := GenerateSelfSigned(f.dir, "repo.example"); err != nil || equalBytes(mustRead(t, certPath), certPEM) {
+	if _, _, err := GenerateSelfSigned(f.dir, "repo.example"); err != nil || equalBytes(tufrepotest.ReadFile(t, certPath), certPEM) {
 		t.Fatalf("GenerateSelfSigned with a new host kept the old pair (%v)", err)
 	}
 	cfg, err := LoadTLSConfig(certPath, keyPath)
@@ -226,7 +228,7 @@ func TestServeHTTPSWithSelfSigned(t *testing.T) {
 	go func() { done <- ServeHTTPS(ctx, ln, f.dir, cfg, ServeOptions{}) }()
 
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(mustRead(t, certPath)) {
+	if !pool.AppendCertsFromPEM(tufrepotest.ReadFile(t, certPath)) {
 		t.Fatal("cert.pem holds no certificate")
 	}
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}

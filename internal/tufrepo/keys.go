@@ -16,6 +16,8 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/ocfupdate/ocfupdate/internal/fsync"
 )
 
 // PrivateKey is an ed25519 signing key and its TUF key ID.
@@ -182,7 +184,7 @@ func (kr *keyring) retire(dir, id string) error {
 	}
 	delete(kr.keys, id)
 	delete(kr.paths, id)
-	return syncDir(filepath.Join(dir, keysDir))
+	return fsync.Dir(filepath.Join(dir, keysDir))
 }
 
 // sign replaces m's signatures with one from every key in keyIDs that the

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 func TestInitLayout(t *testing.T) {
@@ -110,7 +112,7 @@ func TestInitExpiriesAreRemembered(t *testing.T) {
 
 func TestAddTargetCounters(t *testing.T) {
 	f := newFixture(t, InitOptions{})
-	file, _ := writePkg(t, "fw.bin", 10)
+	file, _ := tufrepotest.PackageFile(t, "fw.bin", 10)
 	tests := []struct {
 		name        string
 		model, ver  string
@@ -175,7 +177,7 @@ func TestAddTargetMissingFile(t *testing.T) {
 
 func TestNotARepository(t *testing.T) {
 	dir := t.TempDir()
-	file, _ := writePkg(t, "fw.bin", 10)
+	file, _ := tufrepotest.PackageFile(t, "fw.bin", 10)
 	checks := map[string]error{}
 	_, checks["AddTarget"] = AddTarget(dir, file, "m", "1", AddOptions{})
 	_, checks["Publish"] = Publish(dir, PublishOptions{})
@@ -195,7 +197,7 @@ func TestNotARepository(t *testing.T) {
 
 func TestListTargets(t *testing.T) {
 	f := newFixture(t, InitOptions{})
-	file, data := writePkg(t, "fw.bin", 42)
+	file, data := tufrepotest.PackageFile(t, "fw.bin", 42)
 	if _, err := AddTarget(f.dir, file, "lamp-1", "1.2.0", AddOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +230,7 @@ func TestListTargets(t *testing.T) {
 		t.Fatalf("staged target %+v", staged)
 	}
 	onDisk := filepath.Join(f.dir, targetsDir, "lamp-1", "1.2.0", staged.Hashes["sha256"]+".fw.bin")
-	if !equalBytes(mustRead(t, onDisk), data) {
+	if !equalBytes(tufrepotest.ReadFile(t, onDisk), data) {
 		t.Fatal("stored package differs from the source")
 	}
 	if _, err := Publish(f.dir, PublishOptions{}); err != nil {
@@ -247,7 +249,7 @@ func TestListTargets(t *testing.T) {
 
 func TestPublishNeedsThresholdOfKeys(t *testing.T) {
 	f := newFixture(t, InitOptions{Thresholds: Thresholds{Targets: 2}})
-	before := mustRead(t, filepath.Join(f.dir, metadataDir, "timestamp.json"))
+	before := tufrepotest.ReadFile(t, filepath.Join(f.dir, metadataDir, "timestamp.json"))
 	root, err := loadRoot(f.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +262,7 @@ func TestPublishNeedsThresholdOfKeys(t *testing.T) {
 	if _, err := Publish(f.dir, PublishOptions{}); !errors.Is(err, ErrNotEnoughKeys) {
 		t.Fatalf("Publish with 1 of 2 targets keys: %v, want ErrNotEnoughKeys", err)
 	}
-	if after := mustRead(t, filepath.Join(f.dir, metadataDir, "timestamp.json")); !equalBytes(before, after) {
+	if after := tufrepotest.ReadFile(t, filepath.Join(f.dir, metadataDir, "timestamp.json")); !equalBytes(before, after) {
 		t.Fatal("a failed Publish changed timestamp.json")
 	}
 	if _, err := os.Stat(filepath.Join(f.dir, metadataDir, "3.targets.json")); !errors.Is(err, os.ErrNotExist) {
@@ -378,12 +380,12 @@ func TestWritersAreSerialised(t *testing.T) {
 
 func TestPublishRefusesMissingPackage(t *testing.T) {
 	f := newFixture(t, InitOptions{})
-	file, _ := writePkg(t, "fw.bin", 10)
+	file, _ := tufrepotest.PackageFile(t, "fw.bin", 10)
 	tg, err := AddTarget(f.dir, file, "lamp-1", "2.0", AddOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := mustRead(t, filepath.Join(f.dir, metadataDir, "timestamp.json"))
+	before := tufrepotest.ReadFile(t, filepath.Join(f.dir, metadataDir, "timestamp.json"))
 	p := filepath.Join(f.dir, targetsDir, "lamp-1", "2.0", tg.Hashes["sha512"]+".fw.bin")
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
@@ -391,7 +393,7 @@ func TestPublishRefusesMissingPackage(t *testing.T) {
 	if _, err := Publish(f.dir, PublishOptions{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Publish with a package missing: %v, want ErrNotFound", err)
 	}
-	if after := mustRead(t, filepath.Join(f.dir, metadataDir, "timestamp.json")); !equalBytes(before, after) {
+	if after := tufrepotest.ReadFile(t, filepath.Join(f.dir, metadataDir, "timestamp.json")); !equalBytes(before, after) {
 		t.Fatal("a refused Publish changed timestamp.json")
 	}
 }

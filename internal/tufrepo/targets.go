@@ -13,6 +13,8 @@ import (
 	"sort"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/ocfupdate/ocfupdate/internal/fsync"
 )
 
 // Custom is a package's custom target metadata.
@@ -193,7 +195,7 @@ func AddTarget(dir, file, model, version string, opts AddOptions) (Target, error
 	if err := linkOrCopy(first, filepath.Join(dst, h512+"."+name)); err != nil {
 		return Target{}, fmt.Errorf("add %s: %w", file, err)
 	}
-	if err := syncDir(dst); err != nil {
+	if err := fsync.Dir(dst); err != nil {
 		return Target{}, fmt.Errorf("add %s: %w", file, err)
 	}
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+
+	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
 
 // The go-tuf updater, unmodified, is the judge of every repository here.
@@ -133,7 +135,7 @@ func TestUpdaterRejectsExpiredTimestamp(t *testing.T) {
 
 func TestUpdaterSeesOnlyPublishedTargets(t *testing.T) {
 	f := newFixture(t, InitOptions{})
-	file, _ := writePkg(t, "firmware.bin", 100)
+	file, _ := tufrepotest.PackageFile(t, "firmware.bin", 100)
 	if _, err := AddTarget(f.dir, file, "lamp-1", "2.0.0", AddOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +194,7 @@ func TestRotationClientFollowsChain(t *testing.T) {
 
 			// The device starts its next check from what it persisted; its
 			// cached timestamp may be signed by a key that is now revoked.
-			cachedRoot := mustRead(t, filepath.Join(cache, "root.json"))
+			cachedRoot := tufrepotest.ReadFile(t, filepath.Join(cache, "root.json"))
 			if err := newUpdaterIn(t, srv.URL, srv.Client(), cachedRoot, cache).Refresh(); err != nil {
 				t.Fatalf("client with cached metadata: Refresh: %v", err)
 			}
@@ -289,8 +291,8 @@ func TestRemoteTargetPathMatchesUpdater(t *testing.T) {
 func TestPublishCompletesInterruptedRotation(t *testing.T) {
 	f := newFixture(t, InitOptions{})
 	md := filepath.Join(f.dir, metadataDir)
-	oldRoot := mustRead(t, filepath.Join(md, "root.json"))
-	oldTimestamp := mustRead(t, filepath.Join(md, "timestamp.json"))
+	oldRoot := tufrepotest.ReadFile(t, filepath.Join(md, "root.json"))
+	oldTimestamp := tufrepotest.ReadFile(t, filepath.Join(md, "timestamp.json"))
 	if _, err := RotateKey(f.dir, RoleTimestamp, RotateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +308,7 @@ func TestPublishCompletesInterruptedRotation(t *testing.T) {
 	if _, err := Publish(f.dir, PublishOptions{}); err != nil {
 		t.Fatalf("Publish after the interruption: %v", err)
 	}
-	if got := mustRead(t, filepath.Join(md, "root.json")); !equalBytes(got, mustRead(t, filepath.Join(md, "2.root.json"))) {
+	if got := tufrepotest.ReadFile(t, filepath.Join(md, "root.json")); !equalBytes(got, tufrepotest.ReadFile(t, filepath.Join(md, "2.root.json"))) {
 		t.Fatal("root.json not repaired to root 2")
 	}
 	if err := newClient(t, f.dir, f.root).Refresh(); err != nil {
