@@ -17,7 +17,6 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	piondtls "github.com/pion/dtls/v3"
-	"github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
@@ -27,6 +26,7 @@ import (
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/ocfupdate/ocfupdate/internal/coaprun"
+	"github.com/ocfupdate/ocfupdate/internal/coapsdial"
 	"github.com/ocfupdate/ocfupdate/internal/creds/credstest"
 	"github.com/ocfupdate/ocfupdate/internal/daemontest"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo"
@@ -124,16 +124,11 @@ func dialPlain(t *testing.T, ep string) *udpClient.Conn {
 // within bound; a failed handshake is the error.
 func dialSecure(t *testing.T, ep string, opts []piondtls.ClientOption, bound time.Duration) (*udpClient.Conn, error) {
 	t.Helper()
-	cc, err := dtls.Dial(strings.TrimPrefix(ep, "coaps://"), dtls.NewDTLSClientOptions(opts...),
-		coapOptions.WithPeriodicRunner(runner(t)), coapOptions.WithErrors(func(error) {}))
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
-	if err := cc.NetConn().(*piondtls.Conn).HandshakeContext(ctx); err != nil {
-		_ = cc.Close()
-		<-cc.Done()
+	cc, err := coapsdial.DialOptions(ctx, strings.TrimPrefix(ep, "coaps://"), opts,
+		coapOptions.WithPeriodicRunner(runner(t)), coapOptions.WithErrors(func(error) {}))
+	if err != nil {
 		return nil, err
 	}
 	t.Cleanup(func() { _ = cc.Close(); <-cc.Done() })

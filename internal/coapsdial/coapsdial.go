@@ -8,13 +8,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
+	"net"
 	"slices"
 
 	piondtls "github.com/pion/dtls/v3"
+	dtlsnet "github.com/pion/dtls/v3/pkg/net"
 	"github.com/pion/logging"
 	"github.com/plgd-dev/go-coap/v3/dtls"
+	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 )
@@ -74,25 +76,34 @@ func Dial(ctx context.Context, addr string, c Credentials, opts ...udp.Option) (
 			dopts = append(dopts, piondtls.WithCertificates(*c.Certificate))
 		}
 	}
-	cc, err := dtls.Dial(addr, dtls.NewDTLSClientOptions(dopts...), opts...)
+	return DialOptions(ctx, addr, dopts, opts...)
+}
+
+// DialOptions is Dial with pion's client options as they are, for callers
+// (and tests) that need other suites or settings than Credentials give.
+//
+// The handshake runs here, on the bare DTLS connection, before go-coap
+// gets it. Were go-coap's connection goroutine started first (as its
+// dtls.Dial does), its first read would begin the handshake without a
+// deadline, and HandshakeContext would then wait on pion's handshake lock
+// whatever ctx says: a server that never answers hung the dial for good.
+func DialOptions(ctx context.Context, addr string, dopts []piondtls.ClientOption, opts ...udp.Option) (*udpClient.Conn, error) {
+	var nd net.Dialer
+	uc, err := nd.DialContext(ctx, "udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial coaps %s: %w", addr, err)
 	}
-	dc, ok := cc.NetConn().(*piondtls.Conn)
-	if !ok {
-		closeConn(cc)
-		return nil, errors.New("dial coaps: not a DTLS connection")
+	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(uc), uc.RemoteAddr(), dopts...)
+	if err != nil {
+		_ = uc.Close()
+		return nil, fmt.Errorf("dial coaps %s: %w", addr, err)
 	}
 	if err := dc.HandshakeContext(ctx); err != nil {
-		closeConn(cc)
+		_ = dc.Close()
+		_ = uc.Close()
 		return nil, fmt.Errorf("dial coaps %s: handshake: %w", addr, err)
 	}
-	return cc, nil
-}
-
-func closeConn(cc *udpClient.Conn) {
-	_ = cc.Close()
-	<-cc.Done()
+	return dtls.Client(dc, append(opts, options.WithCloseSocket())...), nil
 }
 
 // quiet discards pion's log lines: failures are returned as errors, and

@@ -13,6 +13,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/ocfupdate/ocfupdate/internal/coapsdial"
 	"github.com/ocfupdate/ocfupdate/internal/step"
 	"github.com/ocfupdate/ocfupdate/internal/step/steptest"
 	"github.com/ocfupdate/ocfupdate/internal/swu"
@@ -40,26 +41,7 @@ func newCoAPSServer(t testing.TB, content pattern, psk []byte) *coapServer {
 func pskDialer(psk []byte, dials *atomic.Int64) DialFunc {
 	return func(ctx context.Context, addr string, opts ...udp.Option) (*udpclient.Conn, error) {
 		dials.Add(1)
-		conn, err := dtls.Dial(addr, dtls.NewDTLSClientOptions(
-			piondtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
-			piondtls.WithPSKIdentityHint([]byte("device")),
-			piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
-		), opts...)
-		if err != nil {
-			return nil, err
-		}
-		// pion shakes hands on the first write; do it now so that a
-		// failure is reported as one.
-		dc, ok := conn.NetConn().(*piondtls.Conn)
-		if !ok {
-			_ = conn.Close()
-			return nil, errors.New("not a DTLS connection")
-		}
-		if err := dc.HandshakeContext(ctx); err != nil {
-			_ = conn.Close()
-			return nil, err
-		}
-		return conn, nil
+		return coapsdial.Dial(ctx, addr, coapsdial.Credentials{PSKIdentity: "device", PSK: psk}, opts...)
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
-	coapDTLS "github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
@@ -20,6 +19,7 @@ import (
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/ocfupdate/ocfupdate/internal/coaprun"
+	"github.com/ocfupdate/ocfupdate/internal/coapsdial"
 	"github.com/ocfupdate/ocfupdate/internal/creds/credstest"
 )
 
@@ -105,7 +105,9 @@ func failDTLS(t testing.TB, addr string, opts []piondtls.ClientOption) error {
 func dialDTLSWithin(t testing.TB, addr string, opts []piondtls.ClientOption, bound time.Duration) (*udpClient.Conn, error) {
 	t.Helper()
 	runner := coaprun.New(100 * time.Millisecond)
-	cc, err := coapDTLS.Dial(addr, coapDTLS.NewDTLSClientOptions(opts...),
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	cc, err := coapsdial.DialOptions(ctx, addr, opts,
 		options.WithPeriodicRunner(runner.Func),
 		options.WithErrors(func(err error) { t.Logf("dtls client: %v", err) }),
 	)
@@ -113,18 +115,11 @@ func dialDTLSWithin(t testing.TB, addr string, opts []piondtls.ClientOption, bou
 		runner.Stop()
 		return nil, err
 	}
-	cleanup := func() {
+	t.Cleanup(func() {
 		_ = cc.Close()
 		<-cc.Done()
 		runner.Stop()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), bound)
-	defer cancel()
-	if err := cc.NetConn().(*piondtls.Conn).HandshakeContext(ctx); err != nil {
-		cleanup()
-		return nil, err
-	}
-	t.Cleanup(cleanup)
+	})
 	return cc, nil
 }
 
