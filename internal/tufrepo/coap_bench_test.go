@@ -11,11 +11,10 @@ import (
 	"sync"
 	"testing"
 
-	piondtls "github.com/pion/dtls/v3"
-	"github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/ocfupdate/ocfupdate/internal/coapsdial"
 	"github.com/ocfupdate/ocfupdate/internal/fetch"
 	"github.com/ocfupdate/ocfupdate/internal/tufrepo/tufrepotest"
 )
@@ -64,17 +63,7 @@ func BenchmarkCoAPsDownload16MiB(b *testing.B) {
 	_, cliOpts := pskOptions(testPSK)
 	d, err := fetch.New(fetch.Config{
 		DialCoAPS: func(ctx context.Context, addr string, opts ...udp.Option) (*udpClient.Conn, error) {
-			cc, err := dtls.Dial(addr, dtls.NewDTLSClientOptions(cliOpts...), opts...)
-			if err != nil {
-				return nil, err
-			}
-			if hc, ok := cc.NetConn().(*piondtls.Conn); ok {
-				if err := hc.HandshakeContext(ctx); err != nil {
-					_ = cc.Close()
-					return nil, err
-				}
-			}
-			return cc, nil
+			return coapsdial.DialOptions(ctx, addr, cliOpts, opts...)
 		},
 	})
 	if err != nil {
