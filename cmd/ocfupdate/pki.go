@@ -20,7 +20,7 @@ import (
 func pkiCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pki",
-		Short: "Make a CA, device and operator certificates and PSKs for CoAPs",
+		Short: "Make a CA, device and operator certificates and PSKs for CoAPs; revoke certificates",
 		Long: `Make the credentials devices and operators authenticate each other with over
 CoAPs (DTLS): a certificate authority, device and operator certificates
 (ECDSA P-256), and pre-shared keys, in the file formats ocfupdated reads
@@ -34,6 +34,7 @@ CoAPs (DTLS): a certificate authority, device and operator certificates
                                                        # alice/operator.pem, operator.key; dev1/acl.json
   ocfupdate pki psk ops --identity bob --creds dev1/creds.json
                                                        # ops/bob.psk; bob added to dev1/creds.json
+  ocfupdate pki revoke --ca ca alice/operator.pem      # ca/crl.pem: for ocfupdated --crl
 
 Private keys are written with mode 0600 and never printed; no command
 overwrites a key or a certificate. Keep the CA's key offline.`,
@@ -45,6 +46,7 @@ overwrites a key or a certificate. Keep the CA's key offline.`,
 		pkiDeviceCmd(e),
 		pkiOperatorCmd(e),
 		pkiPSKCmd(e),
+		pkiRevokeCmd(e),
 	)
 	return cmd
 }

@@ -27,6 +27,7 @@ const (
 	operatorKeyFile  = "operator.key"
 	credsFileName    = "creds.json"
 	aclFileName      = "acl.json"
+	crlFileName      = "crl.pem"
 )
 
 // Modes of what pki writes: secrets for the owner alone, the rest readable
@@ -123,11 +124,29 @@ func loadCA(dir string) (*authority, error) {
 		return nil, usagef("--ca %s: want the CA's directory (with %s and %s, made by \"ocfupdate pki ca\")", dir, caCertFile, caKeyFile)
 	}
 	certPath, keyPath := filepath.Join(dir, caCertFile), filepath.Join(dir, caKeyFile)
-	cb, err := creds.ReadProtected(certPath)
+	cert, err := loadCACert(dir)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := creds.ReadSecret(keyPath)
 	if err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
-	kb, err := creds.ReadSecret(keyPath)
+	key, err := parseECKey(kb)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %s: %w", keyPath, err)
+	}
+	if !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("ca: %s is not the key of %s", keyPath, certPath)
+	}
+	return &authority{dir: dir, cert: cert, key: key, certPEM: certPEM(cert.Raw)}, nil
+}
+
+// loadCACert reads DIR/ca.pem alone, for what needs no signature (pki
+// revoke --list): it must not be writable by group or others.
+func loadCACert(dir string) (*x509.Certificate, error) {
+	certPath := filepath.Join(dir, caCertFile)
+	cb, err := creds.ReadProtected(certPath)
 	if err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
@@ -142,14 +161,7 @@ func loadCA(dir string) (*authority, error) {
 	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
 		return nil, fmt.Errorf("ca: %s is not a CA certificate", certPath)
 	}
-	key, err := parseECKey(kb)
-	if err != nil {
-		return nil, fmt.Errorf("ca: %s: %w", keyPath, err)
-	}
-	if !key.PublicKey.Equal(cert.PublicKey) {
-		return nil, fmt.Errorf("ca: %s is not the key of %s", keyPath, certPath)
-	}
-	return &authority{dir: dir, cert: cert, key: key, certPEM: certPEM(cert.Raw)}, nil
+	return cert, nil
 }
 
 // parseECKey reads an ECDSA key, PKCS#8 or SEC 1 PEM. Its errors never

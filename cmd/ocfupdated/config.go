@@ -47,6 +47,7 @@ type options struct {
 	CoAPS                string   `json:"coaps"`                          // CoAPs (DTLS) listen address; "" = none
 	Creds                string   `json:"creds"`                          // credential file (internal/creds)
 	ACL                  string   `json:"acl"`                            // access control file (internal/acl)
+	CRL                  string   `json:"crl"`                            // PEM CRLs of the client CAs (internal/creds)
 	InsecureOpenACL      bool     `json:"insecure_open_acl"`              // development: everybody may do everything
 	DTLSMaxSessions      int      `json:"dtls_max_sessions"`              // 0 = ocf default
 	DTLSMaxHandshakes    int      `json:"dtls_max_handshakes_per_source"` // 0 = ocf default
@@ -154,7 +155,8 @@ func newFlagSet(o *options, configFile *string) *flag.FlagSet {
 	fs.Var(&o.FetchBackoffMax, "fetch-backoff-max", "longest wait between download retries")
 	fs.StringVar(&o.CoAPS, "coaps", o.CoAPS, "CoAPs (DTLS) listen address; needs --creds; empty disables it")
 	fs.StringVar(&o.Creds, "creds", o.Creds, "credential file: PSKs, device certificate and key, trust anchors (docs/security.md)")
-	fs.StringVar(&o.ACL, "acl", o.ACL, "access control file: JSON list of ACEs (default: see docs/security.md)")
+	fs.StringVar(&o.ACL, "acl", o.ACL, "access control file: JSON list of ACEs (default: see docs/security.md); reread on SIGHUP")
+	fs.StringVar(&o.CRL, "crl", o.CRL, "PEM file of CRLs of the credential file's CAs: client certificates it lists are refused (ocfupdate pki revoke; reread on SIGHUP)")
 	fs.BoolVar(&o.InsecureOpenACL, "insecure-open-acl", o.InsecureOpenACL, "DEVELOPMENT ONLY: let anybody read and change the device over plain CoAP")
 	fs.IntVar(&o.DTLSMaxSessions, "dtls-max-sessions", o.DTLSMaxSessions, "most CoAPs sessions at a time, handshakes included (0: default)")
 	fs.IntVar(&o.DTLSMaxHandshakes, "dtls-max-handshakes-per-source", o.DTLSMaxHandshakes, "most CoAPs handshakes in progress per source IP (0: default)")

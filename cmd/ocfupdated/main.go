@@ -7,7 +7,7 @@
 // It prints one line "listening coap://HOST:PORT" (and "listening
 // coaps://HOST:PORT") per endpoint on stdout once it serves, so scripts can
 // find an ephemeral port, and logs to stderr. SIGINT and SIGTERM stop it
-// cleanly.
+// cleanly; SIGHUP re-reads the --crl and --acl files (docs/security.md).
 //
 // With the slots installer it first hands over to the program of the slot
 // in use, counting the starts of a version that awaits confirmation so
@@ -68,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopReload := reloadOnHangup(ctx, sec, log)
+	defer stopReload()
 	steps, err := newSteps(o, sec.creds, log)
 	if err != nil {
 		return err
@@ -101,5 +103,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	closeSessions := a.CloseSecureSessions
+	sec.closeSessions.Store(&closeSessions)
 	return a.Run(ctx)
+}
+
+// reloadOnHangup re-reads the reloadable security files (--crl, --acl) on
+// every SIGHUP until ctx ends or stop is called; a file that does not load
+// is logged and the one in force kept. SIGHUP is caught from here on, so
+// it no longer ends the process.
+func reloadOnHangup(ctx context.Context, sec *security, log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading the CRL and ACL files")
+				if err := sec.reload(log); err != nil {
+					log.Error("reload failed", "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		<-done
+	}
 }

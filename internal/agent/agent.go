@@ -206,6 +206,11 @@ func (a *Agent) load() error {
 	return nil
 }
 
+// CloseSecureSessions ends every CoAPs session and returns how many there
+// were, so that each peer shakes hands again under the credentials,
+// revocations and access rules in force (after they were reloaded).
+func (a *Agent) CloseSecureSessions() int { return a.srv.CloseSecureSessions() }
+
 // Run serves until ctx is done, then stops every goroutine it started and
 // closes the data dir. It recovers the persisted state first (the boot
 // event and a schedule missed while the agent was down).

@@ -65,6 +65,10 @@ type Credentials struct {
 	// Certificate is nil.
 	ClientCAs *x509.CertPool
 
+	// ClientCACerts are the certificates of ClientCAs, in file order: a
+	// CRL must be signed by one of them (NewRevocation).
+	ClientCACerts []*x509.Certificate
+
 	// SourcePSK is presented to coaps package servers; nil when none.
 	SourcePSK *PSK
 
@@ -141,6 +145,7 @@ func parse(path string, b []byte) (*Credentials, error) {
 			errs = append(errs, fmt.Errorf("ca: %w", err))
 		}
 		c.ClientCAs = x509.NewCertPool()
+		c.ClientCACerts = cas
 		for _, ca := range cas {
 			c.ClientCAs.AddCert(ca)
 		}

@@ -35,6 +35,17 @@
 //   - source.ca: extra trust anchors for package servers, https and coaps
 //     alike, on top of the system roots.
 //
+// # Revocation
+//
+// LoadCRL reads a PEM file of X.509 CRLs, each of which must be signed by
+// one of the client trust anchors (Credentials.ClientCACerts); Revocation
+// holds the CRL in force, swaps in a new one on Reload (refusing one that
+// does not load or has a lower CRL number), and refuses revoked client
+// certificates in the DTLS handshake (VerifyPeerCertificate). The CRL is a
+// file of its own (ocfupdated --crl), not a field of the credential file:
+// it is public, fleet-wide and changes often, while the credential file is
+// per device and secret. An expired CRL is still enforced, with warnings.
+//
 // # Permissions
 //
 // The credential file and the key file hold secrets: they must not be

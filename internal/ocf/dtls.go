@@ -73,6 +73,15 @@ type DTLSConfig struct {
 	// authenticated.
 	ClientCAs *x509.CertPool
 
+	// VerifyPeerCertificate, when not nil, is called in every certificate
+	// handshake once the client's chain verified against ClientCAs, with
+	// the raw certificates and the verified chains (crypto/tls's hook); an
+	// error fails the handshake (alert bad_certificate). Revocation checks
+	// plug in here (creds.Revocation). It is called concurrently, and is
+	// read at each handshake: sessions established before it changes its
+	// mind are not re-checked.
+	VerifyPeerCertificate func(rawCerts [][]byte, verifiedChains [][]*x509.Certificate) error
+
 	// MaxSessions bounds the sessions of this listener, handshakes in
 	// progress included; a new one beyond it is dropped before its
 	// handshake starts. Default DefaultDTLSMaxSessions.
@@ -120,6 +129,8 @@ func (c DTLSConfig) validate() error {
 		if c.ClientCAs == nil {
 			errs = append(errs, errors.New("a certificate without ClientCAs: client certificates could not be verified"))
 		}
+	} else if c.VerifyPeerCertificate != nil {
+		errs = append(errs, errors.New("VerifyPeerCertificate without a certificate: there is no certificate handshake to check"))
 	}
 	if c.MaxSessions < 0 || c.MaxHandshakesPerSource < 0 {
 		errs = append(errs, errors.New("MaxSessions and MaxHandshakesPerSource must not be negative"))
@@ -163,6 +174,9 @@ func (c DTLSConfig) serverOptions(log *slog.Logger) []piondtls.ServerOption {
 			piondtls.WithCertificates(*c.Certificate),
 			piondtls.WithClientCAs(c.ClientCAs),
 			piondtls.WithClientAuth(piondtls.RequireAndVerifyClientCert))
+		if c.VerifyPeerCertificate != nil {
+			opts = append(opts, piondtls.WithVerifyPeerCertificate(c.VerifyPeerCertificate))
+		}
 	}
 	return append(opts, piondtls.WithCipherSuites(suites...))
 }
@@ -198,7 +212,8 @@ func (s *Server) ListenDTLS(ctx context.Context, network, addr string, cfg DTLSC
 		_ = inner.Close()
 		return nil, fmt.Errorf("listen dtls %s %s: unexpected %T", network, addr, inner.Addr())
 	}
-	dl := &dtlsListener{inner: inner, limits: cfg, log: s.cfg.Logger, handshaking: make(map[netip.Addr]int)}
+	dl := &dtlsListener{inner: inner, limits: cfg, log: s.cfg.Logger, handshaking: make(map[netip.Addr]int),
+		conns: make(map[*dtlsConn]struct{})}
 	l := &listener{network: network, scheme: "coaps", addr: bound, dtls: dl}
 	srv := coapDTLS.NewServer(s.dtlsCoAPConfig(l, cfg))
 	l.srv = srv
@@ -223,7 +238,8 @@ func (s *Server) ListenDTLS(ctx context.Context, network, addr string, cfg DTLSC
 		}
 	}()
 	s.cfg.Logger.Info("listening", "network", network, "addr", l.addr.String(), "scheme", "coaps",
-		"psk", cfg.PSK != nil, "certificate", cfg.Certificate != nil)
+		"psk", cfg.PSK != nil, "certificate", cfg.Certificate != nil,
+		"verify_peer_certificate", cfg.Certificate != nil && cfg.VerifyPeerCertificate != nil)
 	return l.addr, nil
 }
 
@@ -241,6 +257,7 @@ type dtlsListener struct {
 	sessions    int                // admitted and not closed, handshaking or not
 	handshaking map[netip.Addr]int // handshakes in progress per source IP
 	refused     int                // sessions refused so far (for tests and debugging)
+	conns       map[*dtlsConn]struct{}
 }
 
 // AcceptWithContext returns the next admitted session; go-coap runs its
@@ -269,7 +286,11 @@ func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) 
 			_ = c.Close()
 			continue
 		}
-		return &dtlsConn{Conn: pc, l: l, src: src}, nil
+		dc := &dtlsConn{Conn: pc, l: l, src: src}
+		l.mu.Lock()
+		l.conns[dc] = struct{}{}
+		l.mu.Unlock()
+		return dc, nil
 	}
 }
 
@@ -298,10 +319,25 @@ func (l *dtlsListener) handshakeDone(src netip.Addr) {
 	}
 }
 
-func (l *dtlsListener) sessionClosed() {
+func (l *dtlsListener) sessionClosed(c *dtlsConn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sessions--
+	delete(l.conns, c)
+}
+
+// closeSessions closes every admitted session and returns how many.
+func (l *dtlsListener) closeSessions() int {
+	l.mu.Lock()
+	conns := make([]*dtlsConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	return len(conns)
 }
 
 // counts reports the sessions open and refused.
@@ -383,7 +419,7 @@ func (c *dtlsConn) identity() (auth, ident string, ok bool) {
 func (c *dtlsConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.endHandshake()
-		c.l.sessionClosed()
+		c.l.sessionClosed(c)
 	})
 	return c.Conn.Close()
 }

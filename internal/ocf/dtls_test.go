@@ -3,6 +3,7 @@ package ocf
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"slices"
@@ -183,6 +184,52 @@ func TestDTLSPeerIdentity(t *testing.T) {
 				t.Fatalf("peer %+v, want %+v from %s", got, *tt.want, cc.LocalAddr())
 			}
 		})
+	}
+}
+
+// TestDTLSVerifyPeerCertificate: the hook sees the verified chain of every
+// certificate handshake (leaf, then the CA) and its error fails the
+// handshake; PSK handshakes never reach it.
+func TestDTLSVerifyPeerCertificate(t *testing.T) {
+	ca := credstest.NewCA(t, "operators")
+	dev := ca.TLSCertificate(t, "uuid:"+testDI)
+	var mu sync.Mutex
+	var seen []string // leaf CN and issuer CN of each call
+	verify := func(raw [][]byte, chains [][]*x509.Certificate) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(raw) == 0 || len(chains) != 1 || len(chains[0]) != 2 || !chains[0][1].Equal(ca.Cert) {
+			seen = append(seen, "unexpected chains")
+			return errors.New("unexpected chains")
+		}
+		leaf := chains[0][0].Subject.CommonName
+		seen = append(seen, leaf)
+		if leaf == "mallory" {
+			return errors.New("mallory is revoked")
+		}
+		return nil
+	}
+	res := newFake("/who")
+	_, _, addr := startSecure(t, testConfig(t),
+		DTLSConfig{PSK: pskLookup, Certificate: &dev, ClientCAs: ca.Pool(), VerifyPeerCertificate: verify}, res)
+
+	cc := mustDialDTLS(t, addr, certClient(ca.TLSCertificate(t, "alice"), ca))
+	if m := do(t, cc, call{method: codes.GET, path: "/who", cf: -1}); m.Code() != codes.Content {
+		t.Fatalf("GET as alice: %v", m.Code())
+	}
+	if err := failDTLS(t, addr, certClient(ca.TLSCertificate(t, "mallory"), ca)); err == nil {
+		t.Fatal("the handshake of a certificate the hook refused succeeded")
+	}
+	mustDialDTLS(t, addr, pskClient(testPSKIdentity, testPSK))
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(seen, []string{"alice", "mallory"}) {
+		t.Fatalf("hook calls %q, want alice then mallory", seen)
+	}
+	for _, r := range res.requests() {
+		if r.Peer.Identity == "mallory" {
+			t.Fatal("a request of mallory was served")
+		}
 	}
 }
 
@@ -403,6 +450,43 @@ func TestDTLSBounds(t *testing.T) {
 	})
 }
 
+// TestCloseSecureSessions: every CoAPs session ends, its observer with it,
+// the client is told, and a new handshake works; plain CoAP is untouched.
+func TestCloseSecureSessions(t *testing.T) {
+	res := newCounter("/count")
+	s, plain, addr := startSecure(t, testConfig(t), DTLSConfig{PSK: pskLookup}, res)
+	l := dtlsOf(t, s)
+	a := mustDialDTLS(t, addr, pskClient(testPSKIdentity, testPSK))
+	b := mustDialDTLS(t, addr, pskClient(testPSKIdentity, testPSK))
+	if _, err := a.Observe(context.Background(), "/count", func(*pool.Message) {}); err != nil {
+		t.Fatalf("observe: %v", err)
+	}
+	eventually(t, "observer registered", func() bool { return s.obs.count() == 1 })
+	if m := do(t, b, call{method: codes.GET, path: "/oic/d", cf: -1}); m.Code() != codes.Content {
+		t.Fatalf("GET: %v", m.Code())
+	}
+	p := dial(t, plain, true)
+	if n := s.CloseSecureSessions(); n != 2 {
+		t.Fatalf("closed %d sessions, want 2", n)
+	}
+	eventually(t, "sessions released", func() bool { open, _ := l.counts(); return open == 0 })
+	eventually(t, "observer removed", func() bool { return s.obs.count() == 0 })
+	for _, cc := range []*udpClient.Conn{a, b} {
+		select {
+		case <-cc.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("a client was not told (close_notify)")
+		}
+	}
+	c := mustDialDTLS(t, addr, pskClient(testPSKIdentity, testPSK))
+	if m := do(t, c, call{method: codes.GET, path: "/oic/d", cf: -1}); m.Code() != codes.Content {
+		t.Fatalf("GET after a new handshake: %v", m.Code())
+	}
+	if m := do(t, p, call{method: codes.GET, path: "/oic/d", cf: -1}); m.Code() != codes.Content {
+		t.Fatalf("plain CoAP GET: %v", m.Code())
+	}
+}
+
 // TestDTLSConfigValidate: ListenDTLS refuses configurations that could not
 // authenticate anybody, or only with the wrong key type.
 func TestDTLSConfigValidate(t *testing.T) {
@@ -422,6 +506,8 @@ func TestDTLSConfigValidate(t *testing.T) {
 		{"certificate without CAs", DTLSConfig{Certificate: &cert}, "ClientCAs"},
 		{"not ECDSA", DTLSConfig{Certificate: &tls.Certificate{Certificate: cert.Certificate, PrivateKey: "rsa?"}, ClientCAs: ca.Pool()}, "P-256"},
 		{"negative limit", DTLSConfig{PSK: pskLookup, MaxSessions: -1}, "negative"},
+		{"certificate check without a certificate", DTLSConfig{PSK: pskLookup,
+			VerifyPeerCertificate: func([][]byte, [][]*x509.Certificate) error { return nil }}, "VerifyPeerCertificate"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := s.ListenDTLS(context.Background(), "udp4", "127.0.0.1:0", tt.cfg)

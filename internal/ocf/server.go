@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 
@@ -182,6 +183,24 @@ func (s *Server) Serve(ctx context.Context) error {
 	case err := <-s.serveErr:
 		return errors.Join(err, s.Close())
 	}
+}
+
+// CloseSecureSessions closes every CoAPs session of the server and returns
+// how many there were. Each peer must shake hands again and is then checked
+// against the credentials, revocations and access rules in force; the
+// Observe registrations of those sessions end with them (clients register
+// again). Used after the device's security files were reloaded.
+func (s *Server) CloseSecureSessions() int {
+	s.mu.RLock()
+	ls := slices.Clone(s.listeners)
+	s.mu.RUnlock()
+	n := 0
+	for _, l := range ls {
+		if l.dtls != nil {
+			n += l.dtls.closeSessions()
+		}
+	}
+	return n
 }
 
 // Close stops all listeners and waits for the requests in flight and every

@@ -36,7 +36,7 @@ func NewCA(t testing.TB, cn string) *CA {
 		Subject:               pkix.Name{CommonName: cn},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
@@ -94,6 +94,41 @@ func (ca *CA) TLSCertificate(t testing.TB, cn string) tls.Certificate {
 		t.Fatal(err)
 	}
 	return cert
+}
+
+// CRL returns a PEM CRL of ca with CRL number number, valid from an hour
+// ago until next, revoking serials (reason keyCompromise).
+func (ca *CA) CRL(t testing.TB, number int64, next time.Time, serials ...*big.Int) []byte {
+	t.Helper()
+	tmpl := &x509.RevocationList{
+		Number:     big.NewInt(number),
+		ThisUpdate: time.Now().Add(-time.Hour),
+		NextUpdate: next,
+	}
+	for _, s := range serials {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
+			SerialNumber: s, RevocationTime: time.Now().Add(-time.Minute), ReasonCode: 1,
+		})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pemOf("X509 CRL", der)
+}
+
+// Serial returns the serial number of a PEM certificate.
+func Serial(t testing.TB, certPEM []byte) *big.Int {
+	t.Helper()
+	blk, _ := pem.Decode(certPEM)
+	if blk == nil {
+		t.Fatal("no PEM certificate")
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.SerialNumber
 }
 
 // WriteFile writes data to dir/name with mode and returns the path.
