@@ -83,7 +83,9 @@
 // at once and queues the representation; one worker per observer sends the
 // queue in order, one CON notification at a time with the next Observe
 // number, so every state the resource went through is seen (an observer more
-// than 16 behind loses the oldest, never the latest). Observe=1,
+// than 16 behind loses the oldest, never the latest). The registration
+// reply is rendered and the observer registered under the lock Notify
+// holds, so a change is either in the reply or queued after it. Observe=1,
 // a Reset, a failed or unacknowledged notification, or an error
 // representation (sent once, without Observe) ends the registration.
 //

@@ -230,6 +230,13 @@ func (s *Server) serveRequest(ctx context.Context, req *request, cc *udpClient.C
 		return s.slice(reply{code: code, payload: payload}, req.block2, true), nil
 	}
 
+	if register {
+		// Render the registration reply and register under notifyMu: a
+		// change is then either in the reply or queued for the observer
+		// by its Notify, never lost between the two.
+		s.notifyMu.Lock()
+		defer s.notifyMu.Unlock()
+	}
 	resp := res.Serve(ctx, &req.Request)
 	full := s.encode(req.Method, resp)
 	rep := s.slice(full, req.block2, req.block2Asked)

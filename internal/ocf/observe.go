@@ -21,6 +21,10 @@ import (
 // slow observer delays nobody else. The queue is bounded: an observer that
 // falls more than maxQueued notifications behind loses the oldest ones, never
 // the latest (RFC 7641 §4.5: the client is interested in the current state).
+// A registration renders its reply and registers under the same lock as
+// Notify (serveRequest), so no change falls between the reply and the
+// first notification; notifications queued before the reply is on the wire
+// wait for it (activate).
 // Workers exist only while there is something to send.
 
 // maxQueued bounds the notifications waiting for one observer.
@@ -45,7 +49,6 @@ type observer struct {
 	// Guarded by observers.mu.
 	active  bool       // its registration reply is on the wire
 	queue   []Response // rendered by Notify, oldest first
-	dirty   bool       // a Notify came before activation: render afresh
 	running bool       // a worker is sending
 	removed bool       // deregistered; the worker stops
 	mid     int32      // message ID of the notification awaiting its ACK, or -1
@@ -166,24 +169,19 @@ func (o *observers) of(href string) []*observer {
 	return obs
 }
 
-// enqueue queues resp for ob and reports whether a worker must start. An
-// observer whose registration reply is not on the wire yet gets a fresh
-// representation once it is instead.
+// enqueue queues resp for ob and reports whether a worker must start: not
+// before ob's registration reply is on the wire (activate starts it then).
 func (o *observers) enqueue(ob *observer, resp Response) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if ob.removed {
 		return false
 	}
-	if !ob.active {
-		ob.dirty = true
-		return false
-	}
 	if len(ob.queue) >= maxQueued {
 		ob.queue = slices.Delete(ob.queue, 0, 1)
 	}
 	ob.queue = append(ob.queue, resp)
-	if ob.running {
+	if !ob.active || ob.running {
 		return false
 	}
 	ob.running = true
@@ -199,31 +197,25 @@ func (o *observers) activate(ob *observer) bool {
 		return false
 	}
 	ob.active = true
-	if ob.dirty && !ob.running {
+	if len(ob.queue) > 0 && !ob.running {
 		ob.running = true
 		return true
 	}
 	return false
 }
 
-// next claims the next notification of ob and its Observe number: a queued
-// representation, or nil when one must be rendered afresh. ok is false when
-// there is none and the worker must exit.
-func (o *observers) next(ob *observer) (resp *Response, seq uint32, ok bool) {
+// next claims the next queued notification of ob and its Observe number;
+// ok is false when there is none and the worker must exit.
+func (o *observers) next(ob *observer) (resp Response, seq uint32, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	switch {
-	case ob.removed:
-	case len(ob.queue) > 0:
-		r := ob.queue[0]
-		ob.queue = slices.Delete(ob.queue, 0, 1)
-		return &r, o.nextSeq(), true
-	case ob.dirty:
-		ob.dirty = false
-		return nil, o.nextSeq(), true
+	if ob.removed || len(ob.queue) == 0 {
+		ob.running = false
+		return Response{}, 0, false
 	}
-	ob.running = false
-	return nil, 0, false
+	resp = ob.queue[0]
+	ob.queue = slices.Delete(ob.queue, 0, 1)
+	return resp, o.nextSeq(), true
 }
 
 func (o *observers) setMID(ob *observer, mid int32) {
@@ -298,19 +290,11 @@ var (
 )
 
 // notify sends one notification with Observe number seq and waits for its
-// ACK. resp is the representation Notify queued, or nil to render one now.
-func (s *Server) notify(ob *observer, resp *Response, seq uint32) error {
+// ACK.
+func (s *Server) notify(ob *observer, resp Response, seq uint32) error {
 	ctx, cancel := context.WithTimeout(s.lifetime(), s.cfg.NotifyTimeout)
 	defer cancel()
-	if resp == nil {
-		res := s.resource(ob.href)
-		if res == nil {
-			return fmt.Errorf("no resource at %s", ob.href)
-		}
-		r := s.render(ctx, res, ob)
-		resp = &r
-	}
-	rep := s.encode(codes.GET, *resp)
+	rep := s.encode(codes.GET, resp)
 	final := rep.code != codes.Content
 	if rep.payload != nil {
 		part, blk, err := sliceBlock2(rep.payload, blockOpt{}, false, ob.szx)

@@ -125,6 +125,42 @@ func TestObserveNotifyInOrder(t *testing.T) {
 	eventually(t, "deregistration", func() bool { return s.obs.count() == 0 })
 }
 
+// TestObserveNoChangeLostAtRegistration: a change that comes while the
+// registration reply is being rendered is either in the reply or notified
+// after it. Notify used to find no observer yet, and the observer kept the
+// stale state until the next change.
+func TestObserveNoChangeLostAtRegistration(t *testing.T) {
+	res := newCounter("/gate")
+	rendering, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	counterServe := res.serve
+	res.serve = func(req *Request) Response {
+		r := counterServe(req) // reads n before the change
+		once.Do(func() { close(rendering); <-release })
+		return r
+	}
+	s, addr := startServer(t, testConfig(t), res)
+	cc := dial(t, addr, true)
+	var col collector
+	go func() {
+		_, _ = cc.Observe(context.Background(), "/gate", func(m *pool.Message) { col.add(decodeNotification(t, m)) })
+	}()
+	<-rendering
+	res.n.Store(1)
+	notified := make(chan struct{})
+	go func() { s.Notify("/gate"); close(notified) }()
+	select {
+	case <-notified: // Notify did not wait for the registration
+	case <-time.After(100 * time.Millisecond): // it waits, as it should
+	}
+	close(release)
+	<-notified
+	eventually(t, "the change notified", func() bool { l, _ := col.last(); return l.n == 1 })
+	if got := col.all(); got[0].n != 0 {
+		t.Fatalf("registration reply %+v, want the state before the change", got[0])
+	}
+}
+
 // TestObserveQueueBound: an observer that falls behind keeps the newest
 // maxQueued representations, oldest first, and loses only older ones.
 func TestObserveQueueBound(t *testing.T) {
@@ -133,16 +169,16 @@ func TestObserveQueueBound(t *testing.T) {
 	if !ok {
 		t.Fatal("add refused")
 	}
-	// Before the registration reply is out, a change only asks for a fresh
-	// representation at activation.
+	// Before the registration reply is out, a change is queued but sent
+	// only once the reply is on the wire.
 	if o.enqueue(ob, Response{Body: 0}) {
 		t.Fatal("worker started before activation")
 	}
 	if !o.activate(ob) {
 		t.Fatal("activation after a change started no worker")
 	}
-	if resp, _, ok := o.next(ob); !ok || resp != nil {
-		t.Fatalf("first after activation = %v %v, want a fresh rendering", resp, ok)
+	if resp, _, ok := o.next(ob); !ok || resp.Body != 0 {
+		t.Fatalf("first after activation = %v %v, want the change queued before it", resp, ok)
 	}
 	const n = maxQueued + 5
 	for i := 1; i <= n; i++ {
