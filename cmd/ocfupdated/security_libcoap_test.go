@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ocfupdate/ocfupdate/internal/creds/credstest"
 )
@@ -64,6 +66,29 @@ func TestLibcoapCoAPs(t *testing.T) {
 			}
 		})
 	}
+	t.Run("revoked certificate", func(t *testing.T) {
+		// A second device with a CRL revoking one operator: libcoap with
+		// that certificate is refused in the handshake, with the other
+		// it reads.
+		rcert, rkey := p.ca.Issue(t, "libcoap-revoked")
+		rcertFile := credstest.WriteFile(t, p.dir, "revoked.pem", rcert, 0o600)
+		rkeyFile := credstest.WriteFile(t, p.dir, "revoked.key", rkey, 0o600)
+		crl := credstest.WriteFile(t, t.TempDir(), "crl.pem",
+			p.ca.CRL(t, 1, time.Now().Add(time.Hour), credstest.Serial(t, rcert)), 0o644)
+		rd := startSecureDaemon(t, t.TempDir(), append(p.args(), "--crl", crl)...)
+		out, stderr, _ := run("2", "-c", rcertFile, "-j", rkeyFile, "-C", caFile, rd.Secure+"/oc/swu")
+		if bytes.Contains(out, []byte("swupdatestate")) {
+			t.Fatalf("read with a revoked certificate: %q (%s)", out, stderr)
+		}
+		waitFor(t, "the refusal in the device's log", func() bool {
+			return strings.Contains(rd.Stderr(), `client certificate refused: revoked`) &&
+				strings.Contains(rd.Stderr(), `subject="CN=libcoap-revoked"`)
+		})
+		if out, stderr, err := run("10", "-c", certFile, "-j", keyFile, "-C", caFile, rd.Secure+"/oc/swu"); err != nil ||
+			!bytes.Contains(out, []byte("swupdatestate")) {
+			t.Fatalf("the certificate not revoked: %v %q\n%s", err, out, stderr)
+		}
+	})
 	t.Run("wrong psk", func(t *testing.T) {
 		// The device cannot decrypt the handshake and stays silent.
 		out, stderr, _ := run("2", "-u", "operator", "-k", "not-the-key-00000", d.Secure+"/oc/swu")
