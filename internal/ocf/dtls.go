@@ -217,26 +217,14 @@ func (s *Server) ListenDTLS(ctx context.Context, network, addr string, cfg DTLSC
 	l := &listener{network: network, scheme: "coaps", addr: bound, dtls: dl}
 	srv := coapDTLS.NewServer(s.dtlsCoAPConfig(l, cfg))
 	l.srv = srv
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		_ = dl.Close()
-		return nil, fmt.Errorf("listen dtls %s %s: %w", network, addr, ErrClosed)
-	}
-	s.listeners = append(s.listeners, l)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	serve := func() error {
 		err := srv.Serve(dl)
 		_ = dl.Close() // Stop may have run before Serve took the listener
-		if err != nil {
-			select {
-			case s.serveErr <- fmt.Errorf("serve dtls %s: %w", l.addr, err):
-			default:
-			}
-		}
-	}()
+		return err
+	}
+	if err := s.start(l, serve, dl.Close); err != nil {
+		return nil, fmt.Errorf("listen dtls %s %s: %w", network, addr, err)
+	}
 	s.cfg.Logger.Info("listening", "network", network, "addr", l.addr.String(), "scheme", "coaps",
 		"psk", cfg.PSK != nil, "certificate", cfg.Certificate != nil,
 		"verify_peer_certificate", cfg.Certificate != nil && cfg.VerifyPeerCertificate != nil)

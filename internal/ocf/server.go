@@ -149,24 +149,9 @@ func (s *Server) Listen(ctx context.Context, network, addr string) (net.Addr, er
 	}
 	srv := udp.NewServer(s.coapConfig(l))
 	l.srv = srv
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		_ = conn.Close()
-		return nil, fmt.Errorf("listen %s %s: %w", network, addr, ErrClosed)
+	if err := s.start(l, func() error { return srv.Serve(conn) }, conn.Close); err != nil {
+		return nil, fmt.Errorf("listen %s %s: %w", network, addr, err)
 	}
-	s.listeners = append(s.listeners, l)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := srv.Serve(conn); err != nil {
-			select {
-			case s.serveErr <- fmt.Errorf("serve %s: %w", l.addr, err):
-			default:
-			}
-		}
-	}()
 	s.cfg.Logger.Info("listening", "network", network, "addr", l.addr.String(), "multicast", s.cfg.Multicast && l.addr.Port == MulticastPort)
 	return l.addr, nil
 }
@@ -183,6 +168,30 @@ func (s *Server) Serve(ctx context.Context) error {
 	case err := <-s.serveErr:
 		return errors.Join(err, s.Close())
 	}
+}
+
+// start adds l to the server and runs serve in a goroutine the server
+// waits for; a serve error ends Serve. On a closed server it calls
+// closeSocket instead and returns ErrClosed.
+func (s *Server) start(l *listener, serve, closeSocket func() error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = closeSocket()
+		return ErrClosed
+	}
+	s.listeners = append(s.listeners, l)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := serve(); err != nil {
+			select {
+			case s.serveErr <- fmt.Errorf("serve %s %s: %w", l.scheme, l.addr, err):
+			default:
+			}
+		}
+	}()
+	return nil
 }
 
 // CloseSecureSessions closes every CoAPs session of the server and returns
