@@ -62,10 +62,7 @@ func formatRate(bps int64) string {
 
 // humanSize writes n for people: "4 MiB", "1.5 MiB", "512 KiB", "100 B".
 func humanSize(n int64) string {
-	for _, u := range []struct {
-		name  string
-		bytes int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+	for _, u := range sizeUnits[:len(sizeUnits)-1] { // all but B
 		if n >= u.bytes {
 			v := strconv.FormatFloat(float64(n)/float64(u.bytes), 'f', 1, 64)
 			return strings.TrimSuffix(v, ".0") + " " + u.name

@@ -1,7 +1,6 @@
 package tufrepo
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -59,7 +58,7 @@ func SelectTarget(targets *metadata.Metadata[metadata.TargetsType], model string
 	var selErr error // ParseCustom's error for sel
 	for p, tf := range targets.Signed.Targets {
 		c, err := ParseCustom(tf)
-		if (err != nil && !errors.Is(err, ErrRequirement)) || c.Model != model || c.Counter <= floor {
+		if !isPackage(err) || c.Model != model || c.Counter <= floor {
 			continue
 		}
 		if byVersion {

@@ -72,8 +72,12 @@ func ParseCustom(tf *metadata.TargetFiles) (Custom, error) {
 // counter no other package may reuse.
 func identify(tf *metadata.TargetFiles) (Custom, bool) {
 	c, err := ParseCustom(tf)
-	return c, err == nil || errors.Is(err, ErrRequirement)
+	return c, isPackage(err)
 }
+
+// isPackage reports whether ParseCustom's err still names a package: no
+// error, or only malformed requirements.
+func isPackage(err error) bool { return err == nil || errors.Is(err, ErrRequirement) }
 
 // maxNameLen bounds model, version and file name lengths. A file is stored
 // as the 128 hex digits of its sha512, a dot and its name, which must fit
